@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_engine.ipynb #4577eee9
 from __future__ import annotations
-import datetime as dt, hashlib, json, os, shutil, sys, time
+import datetime as dt, hashlib, importlib.util, json, os, shutil, sys, time
 from pathlib import Path
 from .config import Config, STEP_NOTEBOOKS, load_config, config_fingerprint, config_to_yaml
 from .fsutil import file_lock, LockHeld, atomic_write_text
@@ -12,8 +12,8 @@ from .runs import Run, RunError, project_root, now, write_metrics
 from .models import model_source_file
 
 # %% auto #0
-__all__ = ['STEP_PARAMETERS', 'StepFailed', 'notebook_path', 'notebook_code_hash', 'fingerprints', 'check_parameters',
-           'execute_step', 'preflight', 'open_run', 'say', 'run_pipeline']
+__all__ = ['STEP_PARAMETERS', 'StepFailed', 'notebook_path', 'notebook_code_hash', 'library_hash', 'fingerprints',
+           'check_parameters', 'execute_step', 'preflight', 'open_run', 'say', 'run_pipeline']
 
 # %% ../nbs/06_engine.ipynb #bdf1f661
 class StepFailed(RuntimeError): "A step notebook raised; the message names the step, the error and the notebook."
@@ -29,9 +29,17 @@ def notebook_code_hash(path: Path) -> str:
     code = "\n\0".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     return hashlib.sha256(code.encode()).hexdigest()
 
+def library_hash() -> str:
+    "sha256 of the exported package's source: library code is an input of every step too."
+    root = Path(importlib.util.find_spec("modforge_nb").submodule_search_locations[0])
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        if f.name != "_modidx.py": h.update(f"{f.relative_to(root)}\0".encode() + f.read_bytes())
+    return h.hexdigest()
+
 def fingerprints(cfg: Config) -> dict[str, str]:
     "The chained fingerprint of each step of `run.steps`."
-    prev, out = config_fingerprint(cfg), {}
+    prev, out = hashlib.sha256(f"{config_fingerprint(cfg)}\0{library_hash()}".encode()).hexdigest(), {}
     for sid in cfg.run.steps:
         prev = out[sid] = hashlib.sha256(f"{prev}\0{sid}\0{notebook_code_hash(notebook_path(sid))}".encode()).hexdigest()
     return out
@@ -59,8 +67,11 @@ def execute_step(run: Run, step: str, fingerprint: str | None, kernel: str, prog
                             "notebook": str(out.relative_to(run.path))}
     run.update(start)
     try:
-        pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel, progress_bar=progress,
-                            cwd=str(nb.parent), log_output=False)
+        # with progress on, the kernel's own output (prints, tqdm bars of long loops) streams to this terminal;
+        # without it, it goes only into the executed notebook
+        live = {"stdout_file": sys.stderr, "stderr_file": sys.stderr} if progress else {}
+        pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name=kernel, progress_bar=False,
+                            cwd=str(nb.parent), log_output=False, **live)
     except BaseException as e:
         err = (f"{e.ename}: {e.evalue}" if hasattr(e, "ename") else f"{type(e).__name__}: {e}").strip()
         def fail(m): m["steps"][step].update(status="failed", ended=now(), error=err)
@@ -106,6 +117,8 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
     selected = [s for s in order if not steps or s in steps]
     forced = set(order[order.index(from_step):]) if from_step else set()
     preflight(cfg)
+    # the step kernels inherit this: their tqdm bars redraw every few seconds in a log file, live in a terminal
+    if not sys.stderr.isatty(): os.environ.setdefault("TQDM_MININTERVAL", "5")
     run = open_run(cfg, Path(runs_dir or project_root() / "runs"), run_id)
     say(f"run {run.id}: {run.path}")
     try:

@@ -32,14 +32,16 @@ def atomic_write_json(path, obj) -> Path:
 
 # %% ../nbs/00a_fsutil.ipynb #1fc83270
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike):
-    "Yield a `<path>.partial` folder to fill; rename it to `path` only if the block finishes."
-    path = Path(path); tmp = path.with_name(path.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+def atomic_dir(path: str | os.PathLike, replace: bool = True):
+    "Yield a private `<path>.partial-*` folder to fill; rename it to `path` only if the block finishes."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.partial-", dir=path.parent))  # private: concurrent writers never collide
     try: yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
-    if path.exists(): shutil.rmtree(path)
+    if path.exists():
+        if not replace: shutil.rmtree(tmp); return  # first complete writer wins (caches)
+        shutil.rmtree(path)
     os.replace(tmp, path)
 
 # %% ../nbs/00a_fsutil.ipynb #a5709072

@@ -51,26 +51,34 @@ def problems(limit: int | None = None) -> list[dict]:
 
 # %% ../nbs/03c_humaneval.ipynb #0f01be69
 class _StopOnSequences:
-    def __init__(self, tok, prompt_len: int, stop: list[str]): self.tok, self.prompt_len, self.stop = tok, prompt_len, stop
+    "True for each sequence whose generated text contains a stop sequence (only the recent tail is decoded)."
+    def __init__(self, tok, prompt_len: int, stop: list[str], tail: int = 12):
+        self.tok, self.prompt_len, self.stop, self.tail = tok, prompt_len, stop, tail
+        self.done: torch.Tensor | None = None
     def __call__(self, input_ids, scores, **kw):
-        texts = self.tok.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
-        return torch.tensor([any(s in t for s in self.stop) for t in texts], device=input_ids.device)
+        start = max(self.prompt_len, input_ids.shape[1] - self.tail)  # stop strings are short: a 12-token tail holds them
+        texts = self.tok.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+        hit = torch.tensor([any(s in t for s in self.stop) for t in texts], device=input_ids.device)
+        self.done = hit if self.done is None else self.done | hit
+        return self.done
 
 @torch.no_grad()
 def complete(model, tok, prompts: list[str], stop: list[str], max_new_tokens: int = 256, batch_size: int = 8, progress: bool = True) -> list[str]:
     "Greedy continuations of `prompts`, each cut at its first stop sequence."
     from transformers import StoppingCriteriaList
     side, tok.padding_side = tok.padding_side, "left"
-    dev, out = next(model.parameters()).device, []
+    dev, out = next(model.parameters()).device, {}
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths batch together: less padding
     try:
-        for i in tqdm(range(0, len(prompts), batch_size), desc="humaneval generate", disable=not progress, leave=False):
-            enc = tok(prompts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+        for b in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress, leave=False):
+            idx = order[b:b + batch_size]
+            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
             n = enc.input_ids.shape[1]
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id,
                                  stopping_criteria=StoppingCriteriaList([_StopOnSequences(tok, n, stop)]))
-            out += [truncate(t, stop) for t in tok.batch_decode(gen[:, n:], skip_special_tokens=True)]
+            out.update(zip(idx, (truncate(t, stop) for t in tok.batch_decode(gen[:, n:], skip_special_tokens=True))))
     finally: tok.padding_side = side
-    return out
+    return [out[i] for i in range(len(prompts))]
 
 # %% ../nbs/03c_humaneval.ipynb #cd6e4b46
 def check(problem: dict, completion: str, timeout_s: float = 5.0, memory_mb: int = 1024) -> dict:

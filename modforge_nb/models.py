@@ -8,7 +8,7 @@ import hashlib, importlib.util, json, os
 from pathlib import Path
 import torch
 from .config import ModelSection, FixtureSpec
-from .fsutil import atomic_dir, sha256_file, atomic_write_json
+from .fsutil import atomic_dir, sha256_file, atomic_write_json, file_lock
 
 # %% auto #0
 __all__ = ['DTYPES', 'CONVERTER_VERSION', 'find_package_gguf', 'gguf_metadata', 'tokenizer_from_gguf', 'convert_gguf',
@@ -87,7 +87,7 @@ def convert_gguf(gguf: Path, out: Path, dtype: str = "float32") -> Path:
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=DTYPES[dtype],
                                                  quantization_config=GgufConfig(dequantize=True))
     _set_special_ids(model, tok)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=False) as tmp:
         model.save_pretrained(tmp); tok.save_pretrained(tmp)
         atomic_write_json(tmp / "modforge_source.json", {"gguf": str(gguf), "sha256": sha256_file(gguf), "dtype": dtype})
     return out
@@ -102,7 +102,7 @@ def build_fixture(spec: FixtureSpec, tok, out: Path) -> Path:
                       max_position_embeddings=2048, tie_word_embeddings=True)
     model = LlamaForCausalLM(cfg)
     _set_special_ids(model, tok)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=False) as tmp:
         model.save_pretrained(tmp); tok.save_pretrained(tmp)
     return out
 
@@ -134,11 +134,14 @@ def materialize_model(m: ModelSection, cache_dir: str | os.PathLike) -> str:
     if m.source == "fixture":
         gguf = find_package_gguf(m.package, m.gguf_file)
         out = cache / f"fixture-{_key(m.fixture.model_dump_json(), sha256_file(gguf), CONVERTER_VERSION)}"
-        if not out.exists(): build_fixture(m.fixture, tokenizer_from_gguf(gguf), out)
-        return str(out)
-    gguf = model_source_file(m)
-    out = cache / f"{gguf.stem}-{m.dtype}-{_key(sha256_file(gguf), m.dtype, CONVERTER_VERSION)}"
-    if not out.exists(): convert_gguf(gguf, out, m.dtype)
+        build = lambda: build_fixture(m.fixture, tokenizer_from_gguf(gguf), out)
+    else:
+        gguf = model_source_file(m)
+        out = cache / f"{gguf.stem}-{m.dtype}-{_key(sha256_file(gguf), m.dtype, CONVERTER_VERSION)}"
+        build = lambda: convert_gguf(gguf, out, m.dtype)
+    if not out.exists():
+        with file_lock(out.with_name(out.name + ".lock"), what=f"conversion of {out.name}"):  # one converter at a time
+            if not out.exists(): build()
     return str(out)
 
 # %% ../nbs/01_models.ipynb #34108112

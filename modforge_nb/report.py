@@ -75,19 +75,19 @@ def build_report(run: Run) -> Path:
         steps.append({"step": sid, "status": s["status"], "seconds": secs, "notebook": s.get("notebook", "")})
     size_cols = ["artifact", "bytes", "params", "bits_per_param"]
     qcols = [k for k, _ in quality_keys(rows)]
-    md = [f"# Run `{run.id}`\n", f"{cfg.run.description or cfg.run.name} — config `{cfg.run.name}`, model source "
-          f"`{cfg.model.source}`{' ' + cfg.model.path if cfg.model.path else ''}.\n",
-          f"Machine: {machine()}. Report written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.\n",
-          "## Steps\n", _table(steps, ["step", "status", "seconds", "notebook"]),
-          "\n## Artifacts\n", _table(rows, size_cols + qcols), "\n![quality versus size](quality_vs_size.png)\n"]
+    md = [f"# Run `{run.id}`", f"{cfg.run.description or cfg.run.name} — config `{cfg.run.name}`, model source "
+          f"`{cfg.model.source}`{' ' + cfg.model.path if cfg.model.path else ''}.",
+          f"Machine: {machine()}. Report written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
+          "## Steps", _table(steps, ["step", "status", "seconds", "notebook"]),
+          "## Artifacts", _table(rows, size_cols + qcols), "![quality versus size](quality_vs_size.png)"]
     for sid in cfg.run.steps:
         s = m["steps"].get(sid, {})
         if s.get("status") != "done": continue
         figs = [(n, a) for n, a in s.get("artifacts", {}).items() if a.get("kind") == "figure"]
         if not (figs or s.get("notes") or s.get("metrics")): continue
-        md.append(f"\n## Step {sid}\n")
-        for note in s.get("notes", []): md.append(f"- {note}\n")
+        md.append(f"## Step {sid}")
+        if s.get("notes"): md.append("".join(f"- {note}\n" for note in s["notes"]))
         scalars = {k: v for k, v in s.get("metrics", {}).items() if isinstance(v, (int, float, str))}
-        if scalars: md.append("\n" + _table([scalars], list(scalars)))
-        for n, a in figs: md.append(f"\n![{n}](../{a['path']})\n")
-    return atomic_write_text(rep / "report.md", "".join(md))
+        if scalars: md.append(_table([scalars], list(scalars)))
+        md += [f"![{n}](../{a['path']})" for n, a in figs]
+    return atomic_write_text(rep / "report.md", "\n\n".join(b.rstrip("\n") for b in md) + "\n")
