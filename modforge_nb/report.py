@@ -20,8 +20,8 @@ def quality_keys(rows: list[dict]) -> list[tuple[str, str]]:
     "(key, title) of each quality figure present: perplexity and HumanEval first, then task accuracies."
     present = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and k not in SIZE_KEYS}
     keys = [(k, t) for k, t in PANELS if k in present]
-    keys += [(k, k.replace("_", " ") + " ↑") for k in sorted(present)
-             if k.endswith(("_acc", "_acc_norm", "_exact_match")) and k not in dict(keys)]
+    keys += [(k, k.replace("_", " ") + " ↑") for k in sorted(present)   # acc_norm stays in the table, not the plot
+             if k.endswith(("_acc", "_exact_match")) and k not in dict(keys)]
     return keys
 
 def plot_quality_vs_size(rows: list[dict], title: str = ""):
@@ -37,6 +37,9 @@ def plot_quality_vs_size(rows: list[dict], title: str = ""):
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], zorder=3)
         for x, y, name in pts: ax.annotate(name, (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
         if sizes and max(sizes) / max(min(sizes), 1e-9) > 10: ax.set_xscale("log")
+        else: ax.set_xlim(0, max(sizes) * 1.2)   # from zero: how much smaller an artifact is reads at a glance
+        ys = [p[1] for p in pts]
+        if ys: ax.set_ylim(0, max(ys) * 1.25 or 1)
         ax.set(title=t, xlabel="size (MB)"); ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]: ax.axis("off")
     fig.suptitle(title or "Quality versus size"); fig.tight_layout()

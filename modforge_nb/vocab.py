@@ -78,13 +78,13 @@ def plot_coverage(cov: dict, target: float, title: str = ""):
     fig, ax = plt.subplots(figsize=(7, 4))
     n = cov["distinct_tokens"]
     ax.plot(np.arange(1, n + 1), cov["cumulative"][:n] * 100)
-    for lv, v in cov["levels"].items():
-        ax.axvline(v["K"], ls=":", c="grey"); ax.annotate(f"{float(lv)*100:g}%: K={v['K']:,}", (v["K"], float(lv) * 100),
-                                                         fontsize=8, xytext=(4, -12), textcoords="offset points")
+    colors = plt.cm.viridis(np.linspace(0.15, 0.85, len(cov["levels"])))
+    for (lv, v), c in zip(cov["levels"].items(), colors):  # labels in the legend: the K lines sit too close to annotate
+        ax.axvline(v["K"], ls=":", c=c, label=f"{float(lv)*100:g}% of tokens: K = {v['K']:,}")
     ax.axhline(target * 100, c="red", lw=0.8, label=f"target {target*100:g}%")
-    ax.set(xscale="log", xlabel="K (most frequent tokens kept)", ylabel="% of corpus tokens covered", ylim=(50, 100.5),
+    ax.set(xscale="log", xlabel="K (most frequent tokens kept)", ylabel="% of corpus tokens covered", ylim=(0, 101),
            title=title or f"Vocabulary coverage ({cov['total_tokens']:,} tokens, {n:,} distinct of {cov['vocab_size']:,})")
-    ax.legend(loc="lower right"); ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8); ax.grid(alpha=0.3)
     return fig
 
 # %% ../nbs/04_vocab.ipynb #79fa73f5
