@@ -11,14 +11,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # %% auto #0
-__all__ = ['STEP_NOTEBOOKS', 'Strict', 'RunSection', 'FixtureSpec', 'ModelSection', 'RuntimeSection', 'PerplexityEval',
-           'HumanEvalSpec', 'EvalSection', 'VocabSection', 'TeacherTier', 'Config', 'ConfigError', 'validate_config',
-           'apply_override', 'read_config_file', 'load_config', 'config_to_yaml', 'config_fingerprint']
+__all__ = ['STEP_NOTEBOOKS', 'STEP_INPUTS', 'Strict', 'RunSection', 'FixtureSpec', 'ModelSection', 'RuntimeSection',
+           'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'TeacherTier', 'Config', 'ConfigError',
+           'validate_config', 'apply_override', 'read_config_file', 'load_config', 'config_to_yaml',
+           'config_fingerprint']
 
 # %% ../nbs/00_config.ipynb #67738fb8
 STEP_NOTEBOOKS: dict[str, str] = {
     "baseline": "phase1/00_baseline.ipynb",       # size, bits/param, perplexity, tasks, HumanEval of the untouched model
     "0A": "phase1/0A_vocab_analysis.ipynb",       # token frequencies, coverage curve, K for the target coverage
+}
+# the config sections each step reads: a change elsewhere does not re-run it (see the engine's fingerprints)
+STEP_INPUTS: dict[str, tuple[str, ...]] = {
+    "baseline": ("model", "eval"),
+    "0A": ("model", "vocab"),
 }
 
 # %% ../nbs/00_config.ipynb #aec223d7
@@ -191,7 +197,8 @@ def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> Config:
 def config_to_yaml(cfg: Config) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
-def config_fingerprint(cfg: Config) -> str:
-    "sha256 of the config without `runtime` (how to run does not change what a step computes)."
-    d = cfg.model_dump(mode="json"); d.pop("runtime", None)
+def config_fingerprint(cfg: Config, sections: tuple[str, ...] | None = None) -> str:
+    "sha256 of the given config sections (default: all but `runtime`: how to run does not change results)."
+    d = cfg.model_dump(mode="json")
+    d = {k: v for k, v in d.items() if (k in sections if sections else k != "runtime")}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import datetime as dt, hashlib, importlib.util, json, os, shutil, sys, time
 from pathlib import Path
-from .config import Config, STEP_NOTEBOOKS, load_config, config_fingerprint, config_to_yaml
+from .config import Config, STEP_NOTEBOOKS, STEP_INPUTS, load_config, config_fingerprint, config_to_yaml
 from .fsutil import file_lock, LockHeld, atomic_write_text
 from .runs import Run, RunError, project_root, now, write_metrics
 from .models import model_source_file
@@ -39,9 +39,10 @@ def library_hash() -> str:
 
 def fingerprints(cfg: Config) -> dict[str, str]:
     "The chained fingerprint of each step of `run.steps`."
-    prev, out = hashlib.sha256(f"{config_fingerprint(cfg)}\0{library_hash()}".encode()).hexdigest(), {}
+    prev, lib, out = "", library_hash(), {}
     for sid in cfg.run.steps:
-        prev = out[sid] = hashlib.sha256(f"{prev}\0{sid}\0{notebook_code_hash(notebook_path(sid))}".encode()).hexdigest()
+        parts = [prev, sid, config_fingerprint(cfg, STEP_INPUTS.get(sid)), lib, notebook_code_hash(notebook_path(sid))]
+        prev = out[sid] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return out
 
 # %% ../nbs/06_engine.ipynb #a80bd099

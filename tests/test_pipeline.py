@@ -29,6 +29,8 @@ def test_smoke_end_to_end_then_skip(runs_dir):
     ch = modforge("run", SMOKE, "--run-id", "s", "--set", "vocab.max_chars=30000", "--no-progress", runs_dir=runs_dir, check=0)
     assert "baseline: done, unchanged (skipped)" in ch.stderr and "0A: re-running (its inputs changed)" in ch.stderr
     assert (run / "config.prev.yaml").exists()
+    ev = modforge("run", SMOKE, "--run-id", "s", "--set", "eval.task_limit=4", "--no-progress", runs_dir=runs_dir, check=0)
+    assert "baseline: re-running (its inputs changed)" in ev.stderr and "0A: re-running" in ev.stderr  # downstream follows
 
 def test_killed_mid_step_resumes_at_that_step(runs_dir):
     run = runs_dir / "k"
