@@ -13,7 +13,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run test test-fast check-sync lab docs bench clean-venv
+.PHONY: setup run test check-sync sync lab docs clean-venv
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,9 +53,7 @@ lab: setup
 
 ## HTML docs of every notebook into _docs/ (quarto, which nbdev_docs needs, cannot be installed offline)
 docs: setup
-	mkdir -p _docs
-	for nb in nbs/*.ipynb nbs/phase1/*.ipynb; do $(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.kernel_name=python3 --output-dir _docs/$$(dirname $${nb#nbs/}) $$nb || exit 1; done
-	@echo "docs: open _docs/index.html"
+	$(BIN)/python docs/build.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -37,7 +37,7 @@ def stdlib_source(max_chars: int = 1_000_000) -> str:
 def perplexity(model, tok, text: str, max_tokens: int = 10_000, seq_len: int = 512, progress: bool = True) -> dict:
     "{'ppl', 'nll', 'tokens'} of `model` on the first `max_tokens` tokens of `text`."
     # tokenize only a prefix long enough for max_tokens (English and code average 3-5 characters a token)
-    ids = tok(text[: 16 * (max_tokens + 1)], add_special_tokens=False, return_tensors="pt").input_ids[0][: max_tokens + 1]
+    ids = tok(text[: 16 * (max_tokens + 1)], add_special_tokens=False, return_tensors="pt", verbose=False).input_ids[0][: max_tokens + 1]
     if len(ids) < 2: raise ValueError("perplexity needs at least 2 tokens of text")
     dev = next(model.parameters()).device
     nll, count = 0.0, 0

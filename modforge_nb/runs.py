@@ -8,12 +8,13 @@ import datetime as dt, json, os, shutil, tempfile
 from pathlib import Path
 from typing import Any
 import yaml
+from fastcore.basics import patch
 from .config import Config, validate_config, config_to_yaml, load_config
 from .fsutil import atomic_write_json, atomic_write_text, artifact_digest, file_lock, link_or_copy
 
 # %% auto #0
 __all__ = ['MANIFEST_FORMAT', 'STATUSES', 'RunError', 'project_root', 'now', 'Run', 'current_model', 'metric_rows',
-           'write_metrics', 'StepContext', 'model_path', 'load_model', 'add_model', 'add_figure', 'row', 'finish']
+           'write_metrics', 'StepContext']
 
 # %% ../nbs/02_runs.ipynb #4680ef67
 MANIFEST_FORMAT = 1
@@ -58,7 +59,9 @@ class Run:
         return run
 
 # %% ../nbs/02_runs.ipynb #50ecfaf3
-def _read_manifest(self: Run) -> dict:
+@patch
+def manifest(self: Run) -> dict:
+    "The manifest, checked; a missing or corrupt one raises `RunError` saying how to recover."
     p = self.manifest_path
     bak = p.with_name("manifest.json.bak")
     fix = (f" The artifacts in {self.path} are untouched. To recover: `cp {bak} {p}`" if bak.exists()
@@ -72,7 +75,8 @@ def _read_manifest(self: Run) -> dict:
         if s.get("status") not in STATUSES: raise RunError(f"manifest {p}: step {sid} has unknown status {s.get('status')!r}.{fix}")
     return m
 
-def _update(self: Run, fn) -> dict:
+@patch
+def update(self: Run, fn) -> dict:
     "Apply `fn(manifest)` under the manifest lock and write it back atomically (keeping a .bak)."
     with file_lock(self.path / ".manifest.lock", what="the manifest"):
         m = self.manifest(); fn(m)
@@ -80,12 +84,11 @@ def _update(self: Run, fn) -> dict:
         atomic_write_json(self.manifest_path, m)
     return m
 
-def _config(self: Run) -> Config:
+@patch
+def config(self: Run) -> Config:
     p = self.path / "config.yaml"
     if not p.exists(): raise RunError(f"{self.path} has no config.yaml")
     return validate_config(yaml.safe_load(p.read_text()), source=str(p))
-
-Run.manifest, Run.update, Run.config = _read_manifest, _update, _config
 
 # %% ../nbs/02_runs.ipynb #14747048
 def current_model(run: Run, before: str | None = None) -> dict | None:
@@ -142,10 +145,12 @@ class StepContext:
     def __repr__(self): return f"StepContext({self.step} in {self.run.path})"
 
 # %% ../nbs/02_runs.ipynb #1c52a1bb
-def _cache_dir(self: StepContext) -> Path:
+@patch(as_prop=True)
+def cache_dir(self: StepContext) -> Path:
     p = Path(self.cfg.runtime.cache_dir)
     return p if p.is_absolute() else project_root() / p
 
+@patch
 def model_path(self: StepContext) -> str:
     "The current model (the latest promoted one, else the config's base model, converted and cached)."
     from modforge_nb.models import materialize_model
@@ -153,18 +158,17 @@ def model_path(self: StepContext) -> str:
     if cur:
         self.inputs["model"] = {k: cur[k] for k in ("step", "artifact", "sha256")}
         return cur["path"]
-    path = materialize_model(self.cfg.model, _cache_dir(self))
+    path = materialize_model(self.cfg.model, self.cache_dir)
     self.inputs["model"] = {"source": self.cfg.model.source, "path": path}
     return path
 
+@patch
 def load_model(self: StepContext, path: str | None = None):
     "(model, tokenizer) of `path` or the current model, on the configured device, threads set."
     import torch
     from modforge_nb.models import load_model as _load, set_threads
     set_threads(self.cfg.runtime.threads); torch.manual_seed(self.cfg.runtime.seed)
     return _load(path or self.model_path(), self.cfg.runtime.device)
-
-StepContext.cache_dir, StepContext.model_path, StepContext.load_model = property(_cache_dir), model_path, load_model
 
 # %% ../nbs/02_runs.ipynb #1d28dfb4
 def _add(self: StepContext, name: str, path, kind: str = "file") -> Path:
@@ -174,12 +178,14 @@ def _add(self: StepContext, name: str, path, kind: str = "file") -> Path:
     self.artifacts[name] = {"path": str(p.relative_to(self.run.path)), "kind": kind}
     return p
 
+@patch
 def add_model(self: StepContext, name: str, path, promote: bool = True) -> Path:
     "Register a model checkpoint folder of this step; `promote` makes it the current model for later steps."
     p = _add(self, name, path, "model")
     if promote: self.promotes = name
     return p
 
+@patch
 def add_figure(self: StepContext, name: str, fig) -> Path:
     "Save a matplotlib figure as `<step>/<name>.png` (atomically) and register it for the report."
     import io
@@ -187,10 +193,12 @@ def add_figure(self: StepContext, name: str, fig) -> Path:
     from modforge_nb.fsutil import atomic_write_bytes
     return _add(self, name, atomic_write_bytes(self.dir / f"{name}.png", buf.getvalue()), "figure")
 
+@patch
 def row(self: StepContext, artifact: str, **fields):
     "A row of metrics.json: one artifact's size and quality figures."
     self.rows.append({"artifact": artifact, **fields})
 
+@patch
 def finish(self: StepContext, **metrics) -> dict:
     "Digest every artifact and record the step as done, atomically, in the manifest; rebuild metrics.json."
     self.metrics.update(metrics)
@@ -202,6 +210,12 @@ def finish(self: StepContext, **metrics) -> dict:
     self.run.update(done); write_metrics(self.run)
     return self.metrics
 
-StepContext.add_artifact = lambda self, name, path: _add(self, name, path, "file")
-StepContext.add_model, StepContext.add_figure, StepContext.row, StepContext.finish = add_model, add_figure, row, finish
-StepContext.note = lambda self, text: self.notes.append(text)
+@patch
+def add_artifact(self: StepContext, name: str, path) -> Path:
+    "Register a file or folder of this step (a table, a JSON summary...)."
+    return _add(self, name, path, "file")
+
+@patch
+def note(self: StepContext, text: str):
+    "A sentence for the report, under this step."
+    self.notes.append(text)

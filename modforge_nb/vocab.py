@@ -39,7 +39,7 @@ def token_counts(tok, texts: list[str], chunk_chars: int = 20_000) -> np.ndarray
             buf += l
         if buf: chunks.append(buf)
     for i in range(0, len(chunks), 32):
-        for ids in tok(chunks[i:i + 32], add_special_tokens=False)["input_ids"]:
+        for ids in tok(chunks[i:i + 32], add_special_tokens=False, verbose=False)["input_ids"]:
             counts += np.bincount(np.asarray(ids, dtype=np.int64), minlength=len(counts))
     return counts
 
