@@ -48,8 +48,8 @@ sync: setup
 	$(BIN)/nbdev_clean
 
 lab: setup
-	test -x $(BIN)/jupyter-lab || $(BIN)/python -m pip install jupyterlab
-	$(BIN)/jupyter lab nbs
+	test -x $(BIN)/jupyter-lab || $(BIN)/python -m pip install jupyterlab -c constraints.txt
+	$(BIN)/jupyter lab nbs $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 ## HTML docs of every notebook into _docs/ (quarto, which nbdev_docs needs, cannot be installed offline)
 docs: setup
