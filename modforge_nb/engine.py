@@ -62,7 +62,7 @@ def execute_step(run: Run, step: str, fingerprint: str | None, kernel: str, prog
     nb, out = notebook_path(step), run.path / "notebooks" / f"{step}.ipynb"
     params = {"run_dir": str(run.path), "step": step}
     check_parameters(nb, params)
-    shutil.rmtree(run.path / step, ignore_errors=True); out.parent.mkdir(exist_ok=True)
+    out.parent.mkdir(exist_ok=True)  # the step folder itself is emptied by StepContext.open in the kernel
     def start(m):
         m["steps"][step] = {"status": "running", "started": now(), "pid": os.getpid(), "fingerprint": fingerprint,
                             "notebook": str(out.relative_to(run.path))}
