@@ -4,10 +4,10 @@
 
 # %% ../nbs/07_cli.ipynb #449f49e7
 from __future__ import annotations
-import argparse, datetime as dt, json, sys
+import argparse, sys
 from pathlib import Path
 from .config import ConfigError, STEP_NOTEBOOKS
-from .runs import Run, RunError, project_root, current_model
+from .runs import Run, RunError, current_model, default_runs_dir, step_seconds, format_metrics, step_order
 from .fsutil import artifact_digest
 
 # %% auto #0
@@ -39,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
                    help="run only these steps (comma-separated)")
     r.add_argument("--from", dest="from_step", default=None, metavar="STEP", help="re-run this step and all after it")
     r.add_argument("--run-id", default=None, help="run folder name; an existing one is resumed (default: <name>-<time>)")
-    r.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    r.add_argument("--no-progress", action="store_true", help="do not stream the step notebooks' output (it stays in runs/<id>/notebooks/)")
     for name, h in [("status", "show a run's steps, figures and artifacts"), ("report", "rebuild a run's report")]:
         s = sub.add_parser(name, help=h); s.add_argument("run", help="a run id (in runs/) or a run folder path")
         if name == "status": s.add_argument("--verify", action="store_true", help="re-hash every artifact against the manifest")
@@ -47,38 +47,35 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/07_cli.ipynb #735ae40e
-def _runs_dir(args) -> Path: return Path(args.runs_dir) if args.runs_dir else project_root() / "runs"
+def _runs_dir(args) -> Path: return Path(args.runs_dir) if args.runs_dir else default_runs_dir()
 
 def _open(args) -> Run:
     p = Path(args.run)
     return Run.open(p if p.is_dir() else _runs_dir(args) / args.run)
 
-def _secs(s: dict) -> str:
-    if not (s.get("started") and s.get("ended")): return ""
-    return f"{(dt.datetime.fromisoformat(s['ended']) - dt.datetime.fromisoformat(s['started'])).total_seconds():.0f}s"
-
 def cmd_status(args) -> int:
-    run = _open(args); m = run.manifest(); order = run.config().run.steps
+    run = _open(args); m = run.manifest(); bad = []
     print(f"run {run.id}  ({run.path})")
-    for sid in order + [s for s in m["steps"] if s not in order]:
+    for sid in step_order(run, m):
         s = m["steps"].get(sid, {"status": "pending"})
-        figs = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(s.get("metrics", {}).items())[:5])
-        print(f"  {sid:<10} {s['status']:<8} {_secs(s):>6}  {figs}")
+        secs = step_seconds(s)
+        print(f"  {sid:<10} {s['status']:<8} {f'{secs:.0f}s' if secs is not None else '':>6}  {format_metrics(s.get('metrics', {}), 5)}")
         if s.get("error"): print(f"             error: {s['error']}\n             notebook: {run.path / s.get('notebook', '')}")
-        bad = []
         for name, a in s.get("artifacts", {}).items():
             line = f"             {name}: {a['path']} ({a['bytes']:,} bytes)"
             if args.verify and s["status"] == "done":
                 p = run.path / a["path"]
                 ok = p.exists() and artifact_digest(p) == (a["bytes"], a["sha256"])
-                line += "  verified" if ok else "  MISMATCH"; bad += [] if ok else [name]
+                line += "  verified" if ok else "  MISMATCH"; bad += [] if ok else [(sid, name)]
             print(line)
-        if bad: print(f"  {len(bad)} artifact(s) of {sid} differ from the manifest: re-run with --from {sid}"); return 1
     cur = current_model(run)
     print(f"current model: {cur['artifact']} from {cur['step']} ({cur['path']})" if cur else "current model: the config's base model")
     rep = run.path / "report" / "report.md"
     if rep.exists(): print(f"report: {rep}")
-    return 0
+    if bad:
+        print(f"{len(bad)} artifact(s) differ from the manifest: {', '.join(f'{s}/{n}' for s, n in bad)}; "
+              f"re-run with --from {bad[0][0]}")
+    return 1 if bad else 0
 
 def cmd_list(args) -> int:
     d = _runs_dir(args)

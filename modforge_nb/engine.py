@@ -8,12 +8,12 @@ import datetime as dt, hashlib, importlib.util, json, os, shutil, sys, time
 from pathlib import Path
 from .config import Config, STEP_NOTEBOOKS, STEP_INPUTS, load_config, config_fingerprint, config_to_yaml
 from .fsutil import file_lock, LockHeld, atomic_write_text
-from .runs import Run, RunError, project_root, now, write_metrics
+from .runs import Run, RunError, project_root, now, default_runs_dir, format_metrics
 from .models import model_source_file
 
 # %% auto #0
 __all__ = ['STEP_PARAMETERS', 'StepFailed', 'notebook_path', 'notebook_code_hash', 'library_hash', 'fingerprints',
-           'check_parameters', 'execute_step', 'preflight', 'open_run', 'say', 'run_pipeline']
+           'check_parameters', 'execute_step', 'open_run', 'store_config', 'say', 'run_pipeline']
 
 # %% ../nbs/06_engine.ipynb #bdf1f661
 class StepFailed(RuntimeError): "A step notebook raised; the message names the step, the error and the notebook."
@@ -88,23 +88,19 @@ def execute_step(run: Run, step: str, fingerprint: str | None, kernel: str, prog
     return run.update(stamp)["steps"][step]
 
 # %% ../nbs/06_engine.ipynb #c659c73e
-def preflight(cfg: Config) -> None:
-    "Fail before any work when the model cannot be found."
-    model_source_file(cfg.model)
-    if cfg.model.source == "hf" and cfg.model.path.startswith((".", "/", "~")) and not Path(cfg.model.path).expanduser().exists():
-        raise FileNotFoundError(f"model checkpoint not found: {cfg.model.path} (model.path)")
-
 def open_run(cfg: Config, runs_dir: Path, run_id: str | None) -> Run:
     run_id = run_id or f"{cfg.run.name}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     path = Path(runs_dir) / run_id
     if not (path / "manifest.json").exists() and not (path.exists() and any(path.iterdir())):
         return Run.create(path, cfg)
-    run = Run.open(path)
+    return Run.open(path)
+
+def store_config(run: Run, cfg: Config) -> None:
+    "Save the config given now if it differs from the run's (the old one kept as config.prev.yaml); hold the run lock."
     new = config_to_yaml(cfg)
     if (run.path / "config.yaml").read_text() != new:
         shutil.copy2(run.path / "config.yaml", run.path / "config.prev.yaml")
         atomic_write_text(run.path / "config.yaml", new)
-    return run
 
 # %% ../nbs/06_engine.ipynb #10d08f7f
 def say(msg: str) -> None: print(msg, file=sys.stderr, flush=True)
@@ -117,13 +113,14 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
         if s not in order: raise ValueError(f"step {s!r} is not in run.steps of {config_path}: {', '.join(order)}")
     selected = [s for s in order if not steps or s in steps]
     forced = set(order[order.index(from_step):]) if from_step else set()
-    preflight(cfg)
+    model_source_file(cfg.model)  # fail before any work when the model cannot be found
     # the step kernels inherit this: their tqdm bars redraw every few seconds in a log file, live in a terminal
     if not sys.stderr.isatty(): os.environ.setdefault("TQDM_MININTERVAL", "5")
-    run = open_run(cfg, Path(runs_dir or project_root() / "runs"), run_id)
+    run = open_run(cfg, Path(runs_dir or default_runs_dir()), run_id)
     say(f"run {run.id}: {run.path}")
     try:
         with file_lock(run.path / ".lock", blocking=False, what=f"run {run.id}"):
+            store_config(run, cfg)
             fps, manifest = fingerprints(cfg), run.manifest()
             for i, sid in enumerate(selected, 1):
                 s = manifest["steps"].get(sid, {})
@@ -134,8 +131,7 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
                 say(f"[{i}/{len(selected)}] {sid}: {why} — {notebook_path(sid).relative_to(project_root())}")
                 t0 = time.monotonic()
                 entry = execute_step(run, sid, fps[sid], cfg.runtime.kernel, progress)
-                figs = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(entry.get("metrics", {}).items())[:6])
-                say(f"[{i}/{len(selected)}] {sid}: done in {time.monotonic() - t0:.0f} s  {figs}")
+                say(f"[{i}/{len(selected)}] {sid}: done in {time.monotonic() - t0:.0f} s  {format_metrics(entry.get('metrics', {}))}")
     except LockHeld as e:
         raise RunError(f"{e}: another `modforge run` is working on {run.path}; wait for it or pick another --run-id") from None
     from modforge_nb.report import build_report

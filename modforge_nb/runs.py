@@ -10,11 +10,11 @@ from typing import Any
 import yaml
 from fastcore.basics import patch
 from .config import Config, validate_config, config_to_yaml, load_config
-from .fsutil import atomic_write_json, atomic_write_text, artifact_digest, file_lock, link_or_copy
+from .fsutil import atomic_write_json, atomic_write_text, atomic_write_png, artifact_digest, file_lock, link_or_copy
 
 # %% auto #0
-__all__ = ['MANIFEST_FORMAT', 'STATUSES', 'RunError', 'project_root', 'now', 'Run', 'current_model', 'metric_rows',
-           'write_metrics', 'StepContext']
+__all__ = ['MANIFEST_FORMAT', 'STATUSES', 'RunError', 'project_root', 'now', 'default_runs_dir', 'step_seconds', 'format_metrics',
+           'Run', 'current_model', 'step_order', 'metric_rows', 'write_metrics', 'StepContext']
 
 # %% ../nbs/02_runs.ipynb #4680ef67
 MANIFEST_FORMAT = 1
@@ -29,6 +29,17 @@ def project_root() -> Path:
     return here if (here / "settings.ini").exists() else Path.cwd()
 
 def now() -> str: return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+def default_runs_dir() -> Path: return project_root() / "runs"
+
+def step_seconds(s: dict) -> float | None:
+    "Wall seconds of a manifest step entry (None until it has ended)."
+    if not (s.get("started") and s.get("ended")): return None
+    return (dt.datetime.fromisoformat(s["ended"]) - dt.datetime.fromisoformat(s["started"])).total_seconds()
+
+def format_metrics(metrics: dict, n: int = 6) -> str:
+    "The first `n` figures of a step, for one line of terminal output."
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(metrics.items())[:n])
 
 # %% ../nbs/02_runs.ipynb #02d93732
 class Run:
@@ -103,10 +114,15 @@ def current_model(run: Run, before: str | None = None) -> dict | None:
             found = {"step": sid, "artifact": s["promotes"], "path": str(run.path / a["path"]), "sha256": a["sha256"]}
     return found
 
+def step_order(run: Run, manifest: dict) -> list[str]:
+    "The config's steps in order, then any other step the manifest holds (run with an earlier config)."
+    order = run.config().run.steps
+    return order + [s for s in manifest["steps"] if s not in order]
+
 def metric_rows(run: Run) -> list[dict]:
     "One row per artifact, merged over the done steps in run order (later steps add or update fields)."
     m, rows = run.manifest(), {}
-    for sid in run.config().run.steps + [s for s in m["steps"] if s not in run.config().run.steps]:
+    for sid in step_order(run, m):
         s = m["steps"].get(sid, {})
         if s.get("status") != "done": continue
         for r in s.get("rows", []): rows.setdefault(r["artifact"], {"artifact": r["artifact"]}).update(r, step=sid)
@@ -128,8 +144,6 @@ class StepContext:
         if not step: raise ValueError("StepContext.open needs the step id")
         if not run_dir:
             cfg = load_config(config or project_root() / "configs" / "smoke.yaml")
-            cfg.runtime.cache_dir = str(Path(cfg.runtime.cache_dir) if Path(cfg.runtime.cache_dir).is_absolute()
-                                        else project_root() / cfg.runtime.cache_dir)
             run = Run.create(Path(tempfile.mkdtemp(prefix="modforge-")) / f"{cfg.run.name}-scratch", cfg)
         else: run = Run.open(run_dir)
         ctx = cls(run, step)
@@ -188,10 +202,7 @@ def add_model(self: StepContext, name: str, path, promote: bool = True) -> Path:
 @patch
 def add_figure(self: StepContext, name: str, fig) -> Path:
     "Save a matplotlib figure as `<step>/<name>.png` (atomically) and register it for the report."
-    import io
-    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    from modforge_nb.fsutil import atomic_write_bytes
-    return _add(self, name, atomic_write_bytes(self.dir / f"{name}.png", buf.getvalue()), "figure")
+    return _add(self, name, atomic_write_png(self.dir / f"{name}.png", fig), "figure")
 
 @patch
 def row(self: StepContext, artifact: str, **fields):

@@ -29,6 +29,9 @@ def test_smoke_end_to_end_then_skip(runs_dir):
     ch = modforge("run", SMOKE, "--run-id", "s", "--set", "vocab.max_chars=30000", "--no-progress", runs_dir=runs_dir, check=0)
     assert "baseline: done, unchanged (skipped)" in ch.stderr and "0A: re-running (its inputs changed)" in ch.stderr
     assert (run / "config.prev.yaml").exists()
+    (run / "0A" / "coverage.json").write_text("{}")                     # an artifact altered after the fact
+    bad = modforge("status", "s", "--verify", runs_dir=runs_dir, check=1).stdout
+    assert "MISMATCH" in bad and "0A/coverage" in bad and "--from 0A" in bad and "current model" in bad
     ev = modforge("run", SMOKE, "--run-id", "s", "--set", "eval.task_limit=4", "--no-progress", runs_dir=runs_dir, check=0)
     assert "baseline: re-running (its inputs changed)" in ev.stderr and "0A: re-running" in ev.stderr  # downstream follows
 
