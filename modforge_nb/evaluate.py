@@ -35,18 +35,22 @@ def stdlib_source(max_chars: int = 1_000_000) -> str:
 # %% ../nbs/03_evaluate.ipynb #64149ce8
 @torch.no_grad()
 def perplexity(model, tok, text: str, max_tokens: int = 10_000, seq_len: int = 512, progress: bool = True) -> dict:
-    "{'ppl', 'nll', 'tokens'} of `model` on the first `max_tokens` tokens of `text`."
+    "{'ppl', 'nll', 'tokens', 'bpb', 'bytes'} of `model` (HF or `GGUFModel`) on the first `max_tokens` tokens of `text`."
     # tokenize only a prefix long enough for max_tokens (English and code average 3-5 characters a token)
     ids = tok(text[: 16 * (max_tokens + 1)], add_special_tokens=False, return_tensors="pt", verbose=False).input_ids[0][: max_tokens + 1]
     if len(ids) < 2: raise ValueError("perplexity needs at least 2 tokens of text")
-    dev = next(model.parameters()).device
+    window = getattr(model, "window_logits", None)          # a GGUF model scored through llama.cpp
+    dev = "cpu" if window else next(model.parameters()).device
     nll, count = 0.0, 0
     starts = range(0, len(ids) - 1, seq_len)
     for s in tqdm(starts, desc="perplexity", disable=not progress, leave=False):
         chunk = ids[s : s + seq_len + 1].to(dev)
-        logits = model(chunk[None, :-1]).logits[0].float()
+        logits = window(chunk[:-1]) if window else model(chunk[None, :-1]).logits[0].float()
         nll += torch.nn.functional.cross_entropy(logits, chunk[1:], reduction="sum").item(); count += len(chunk) - 1
-    return {"ppl": math.exp(nll / count), "nll": nll / count, "tokens": count}
+    # bits per byte of the scored text: unlike perplexity, comparable across tokenizers (a trimmed vocabulary
+    # splits some words into more tokens)
+    n_bytes = len(tok.decode(ids[1:], skip_special_tokens=False).encode("utf-8"))
+    return {"ppl": math.exp(nll / count), "nll": nll / count, "tokens": count, "bpb": nll / math.log(2) / n_bytes, "bytes": n_bytes}
 
 # %% ../nbs/03_evaluate.ipynb #a53168d6
 def lm_eval_tasks(model, tok, names: list[str], limit: int | None = None, batch_size: int = 8) -> dict:
@@ -57,7 +61,9 @@ def lm_eval_tasks(model, tok, names: list[str], limit: int | None = None, batch_
     from lm_eval.models.huggingface import HFLM
     with tempfile.TemporaryDirectory(prefix="modforge-tasks-") as d:
         tm = TaskManager(include_path=str(write_lm_eval_tasks(names, Path(d))))
-        lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, device=str(next(model.parameters()).device))
+        adapter = getattr(model, "lm_eval_adapter", None)   # a GGUF model: llama.cpp behind lm-eval's LM interface
+        lm = adapter(tok, batch_size) if adapter else HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size,
+                                                          device=str(next(model.parameters()).device))
         res = simple_evaluate(model=lm, tasks=[f"modforge_{n}" for n in names], task_manager=tm, limit=limit,
                               log_samples=True, bootstrap_iters=0, random_seed=0, numpy_random_seed=0, torch_random_seed=0)
     out = {}
@@ -66,6 +72,8 @@ def lm_eval_tasks(model, tok, names: list[str], limit: int | None = None, batch_
         metrics = {k.split(",")[0]: float(v) for k, v in r.items() if "," in k and "stderr" not in k}
         samples = [{"id": s["doc"].get("id"), "target": s["target"], "response": s["resps"][0][0] if s["resps"] and s["resps"][0] else None,
                     "filtered": s["filtered_resps"][0] if s["filtered_resps"] else None,
+                    # multiple choice: the log-likelihood of every choice (2F calibrates on them)
+                    **({"choice_ll": [float(r[0][0]) for r in s["resps"]]} if len(s["resps"]) > 1 else {}),
                     **{m: float(s[m]) for m in metrics if m in s}} for s in res["samples"][f"modforge_{n}"]]
         out[n] = {"metrics": metrics, "n": len(samples), "samples": samples}
     return out

@@ -6,43 +6,55 @@
 from __future__ import annotations
 import datetime as dt, os, platform
 from pathlib import Path
-from .runs import Run, metric_rows, write_metrics, step_seconds
+from .runs import Run, metric_rows, write_metrics, step_seconds, current_model
 from .fsutil import atomic_write_text, atomic_write_png
 
 # %% auto #0
-__all__ = ['SIZE_KEYS', 'PANELS', 'quality_keys', 'plot_quality_vs_size', 'machine', 'build_report']
+__all__ = ['SIZE_KEYS', 'PANELS', 'KIND_STYLE', 'quality_keys', 'plot_quality_vs_size', 'machine', 'build_report']
 
 # %% ../nbs/05_report.ipynb #bcff76e4
 SIZE_KEYS = {"artifact", "step", "bytes", "params", "bits_per_param", "source_bytes", "label", "kind"}
-PANELS = [("ppl", "perplexity (held-out docs) ↓"), ("humaneval_pass@1", "HumanEval pass@1 ↑")]
+PANELS = [("ppl", "perplexity (held-out docs) ↓"), ("bpb", "bits per byte (held-out docs) ↓"), ("humaneval_pass@1", "HumanEval pass@1 ↑")]
+# how each kind of row is drawn: the pipeline's artifacts against what a user would do instead
+KIND_STYLE = {"base": ("black", "s", "base"), "trim": ("tab:purple", "D", "vocab trim (0B)"),
+              "prune-grid": ("tab:red", "v", "pruning grid (2A)"), "pipeline": ("tab:blue", "o", "ModForge pipeline"),
+              "alternative": ("tab:orange", "^", "untouched base, same tool"), "packed": ("tab:green", "P", "zstd pack (2D)")}
 
 def quality_keys(rows: list[dict]) -> list[tuple[str, str]]:
-    "(key, title) of each quality figure present: perplexity and HumanEval first, then task accuracies."
+    "(key, title) of each quality figure present: perplexity, bits/byte and HumanEval first, then task accuracies."
     present = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and k not in SIZE_KEYS}
     keys = [(k, t) for k, t in PANELS if k in present]
     keys += [(k, k.replace("_", " ") + " ↑") for k in sorted(present)   # acc_norm stays in the table, not the plot
              if k.endswith(("_acc", "_exact_match")) and k not in dict(keys)]
     return keys
 
-def plot_quality_vs_size(rows: list[dict], title: str = ""):
+def plot_quality_vs_size(rows: list[dict], title: str = "", highlight: str | None = None):
+    "One panel per quality figure against size; rows coloured by kind; `highlight` (the delivered artifact) starred."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [r for r in rows if r.get("bytes")]
     keys = quality_keys(rows) or [("bytes", "size")]
     ncol = min(3, len(keys)); nrow = -(-len(keys) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.6 * ncol, 3.6 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 4.0 * nrow), squeeze=False)
     sizes = [r["bytes"] / 1e6 for r in rows]
+    seen = {}
     for ax, (k, t) in zip(axes.flat, keys):
-        pts = [(r["bytes"] / 1e6, r[k], r["artifact"]) for r in rows if isinstance(r.get(k), (int, float))]
-        ax.scatter([p[0] for p in pts], [p[1] for p in pts], zorder=3)
-        for x, y, name in pts: ax.annotate(name, (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        pts = [r for r in rows if isinstance(r.get(k), (int, float))]
+        for r in pts:
+            c, mk, label = KIND_STYLE.get(r.get("kind", "base"), ("grey", "o", r.get("kind", "other")))
+            h = ax.scatter(r["bytes"] / 1e6, r[k], c=c, marker=mk, s=36, zorder=3, alpha=0.85)
+            seen.setdefault(label, h)
+            if r["artifact"] == highlight: ax.scatter(r["bytes"] / 1e6, r[k], marker="*", s=260, facecolors="none", edgecolors="k", zorder=4)
+            ax.annotate(r["artifact"], (r["bytes"] / 1e6, r[k]), fontsize=6, xytext=(3, 3), textcoords="offset points", alpha=0.8)
         if sizes and max(sizes) / max(min(sizes), 1e-9) > 10: ax.set_xscale("log")
         else: ax.set_xlim(0, max(sizes) * 1.2)   # from zero: how much smaller an artifact is reads at a glance
-        ys = [p[1] for p in pts]
-        if ys: ax.set_ylim(0, max(ys) * 1.25 or 1)
+        ys = [r[k] for r in pts]
+        if ys and min(ys) > 0 and max(ys) / min(ys) > 10: ax.set_yscale("log")   # a pruning grid can explode perplexity
+        elif ys: ax.set_ylim(0, max(ys) * 1.25 or 1)
         ax.set(title=t, xlabel="size (MB)"); ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]: ax.axis("off")
-    fig.suptitle(title or "Quality versus size"); fig.tight_layout()
+    if len(seen) > 1: fig.legend(seen.values(), seen.keys(), loc="lower center", ncol=min(6, len(seen)), fontsize=8, frameon=False)
+    fig.suptitle(title or "Quality versus size"); fig.tight_layout(rect=(0, 0.05 if len(seen) > 1 else 0, 1, 1))
     return fig
 
 # %% ../nbs/05_report.ipynb #8150a884
@@ -67,19 +79,30 @@ def build_report(run: Run) -> Path:
     write_metrics(run)
     m, cfg, rows = run.manifest(), run.config(), metric_rows(run)
     rep = run.path / "report"; rep.mkdir(exist_ok=True)
-    fig = plot_quality_vs_size(rows, f"{run.id}: quality versus size")
+    cur = current_model(run)
+    fig = plot_quality_vs_size(rows, f"{run.id}: quality versus size", highlight=cur["artifact"] if cur else None)
     atomic_write_png(rep / "quality_vs_size.png", fig); plt.close(fig)
     steps = []
     for sid in cfg.run.steps:
         s = m["steps"].get(sid, {"status": "pending"})
         steps.append({"step": sid, "status": s["status"], "seconds": step_seconds(s), "notebook": s.get("notebook", "")})
-    size_cols = ["artifact", "bytes", "params", "bits_per_param"]
+    size_cols = ["artifact", "kind", "bytes", "params", "bits_per_param"]
     qcols = [k for k, _ in quality_keys(rows)]
     md = [f"# Run `{run.id}`", f"{cfg.run.description or cfg.run.name} — config `{cfg.run.name}`, model source "
           f"`{cfg.model.source}`{' ' + cfg.model.path if cfg.model.path else ''}.",
           f"Machine: {machine()}. Report written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.",
+          "## Choices",
+          "".join(f"- **{sid}**: {note}\n" for sid in cfg.run.steps for note in m["steps"].get(sid, {}).get("notes", []))
+          + (f"- **current model**: `{cur['artifact']}` from step {cur['step']}\n" if cur else ""),
           "## Steps", _table(steps, ["step", "status", "seconds", "notebook"]),
           "## Artifacts", _table(rows, size_cols + qcols), "![quality versus size](quality_vs_size.png)"]
+    pairs = [(r, by[f"untouched-{r['artifact']}"]) for by in [{x["artifact"]: x for x in rows}] for r in rows
+             if f"untouched-{r['artifact']}" in by]
+    if pairs:   # the same tool on the untouched base: what the rest of the pipeline buys, figure by figure
+        cmp = [{"artifact": r["artifact"], "MB": r["bytes"] / 1e6, "untouched MB": u["bytes"] / 1e6,
+                **{f"{k}": r.get(k) for k in qcols}, **{f"untouched {k}": u.get(k) for k in qcols}} for r, u in pairs]
+        md += ["## Pipeline vs the same tool on the untouched model",
+               _table(cmp, ["artifact", "MB", "untouched MB"] + [c for k in qcols for c in (k, f"untouched {k}")])]
     for sid in cfg.run.steps:
         s = m["steps"].get(sid, {})
         if s.get("status") != "done": continue

@@ -14,7 +14,7 @@ from .fsutil import atomic_write_json, atomic_write_text, atomic_write_png, arti
 
 # %% auto #0
 __all__ = ['MANIFEST_FORMAT', 'STATUSES', 'RunError', 'project_root', 'now', 'default_runs_dir', 'step_seconds', 'format_metrics',
-           'Run', 'current_model', 'step_order', 'metric_rows', 'write_metrics', 'StepContext']
+           'Run', 'lineage', 'current_model', 'step_order', 'metric_rows', 'write_metrics', 'StepContext']
 
 # %% ../nbs/02_runs.ipynb #4680ef67
 MANIFEST_FORMAT = 1
@@ -102,17 +102,21 @@ def config(self: Run) -> Config:
     return validate_config(yaml.safe_load(p.read_text()), source=str(p))
 
 # %% ../nbs/02_runs.ipynb #14747048
-def current_model(run: Run, before: str | None = None) -> dict | None:
-    "{'step', 'artifact', 'path', 'sha256'} of the latest promoted model (before step `before`), or None."
+def lineage(run: Run, before: str | None = None) -> list[dict]:
+    "{'step', 'artifact', 'path', 'sha256'} of every promoted model in run order (before step `before`)."
     m, order = run.manifest(), run.config().run.steps
     order = order[:order.index(before)] if before in order else order
-    found = None
+    out = []
     for sid in order:
         s = m["steps"].get(sid, {})
         if s.get("status") == "done" and s.get("promotes"):
             a = s["artifacts"][s["promotes"]]
-            found = {"step": sid, "artifact": s["promotes"], "path": str(run.path / a["path"]), "sha256": a["sha256"]}
-    return found
+            out.append({"step": sid, "artifact": s["promotes"], "path": str(run.path / a["path"]), "sha256": a["sha256"]})
+    return out
+
+def current_model(run: Run, before: str | None = None) -> dict | None:
+    "The latest promoted model (before step `before`), or None."
+    return (lineage(run, before) or [None])[-1]
 
 def step_order(run: Run, manifest: dict) -> list[str]:
     "The config's steps in order, then any other step the manifest holds (run with an earlier config)."
@@ -142,9 +146,14 @@ class StepContext:
     @classmethod
     def open(cls, run_dir: str | os.PathLike = "", step: str = "", config: str | os.PathLike | None = None) -> "StepContext":
         if not step: raise ValueError("StepContext.open needs the step id")
-        if not run_dir:
-            cfg = load_config(config or project_root() / "configs" / "smoke.yaml")
-            run = Run.create(Path(tempfile.mkdtemp(prefix="modforge-")) / f"{cfg.run.name}-scratch", cfg)
+        if not run_dir:   # opened by hand: a scratch run of the smoke config, with the steps before this one done
+            cfg_path = config or project_root() / "configs" / "smoke.yaml"
+            cfg, tmp = load_config(cfg_path), Path(tempfile.mkdtemp(prefix="modforge-"))
+            prior = cfg.run.steps[:cfg.run.steps.index(step)] if step in cfg.run.steps else []
+            if prior:
+                from modforge_nb.engine import run_pipeline
+                run = run_pipeline(cfg_path, run_id=f"{cfg.run.name}-scratch", runs_dir=tmp, steps=prior, progress=False)
+            else: run = Run.create(tmp / f"{cfg.run.name}-scratch", cfg)
         else: run = Run.open(run_dir)
         ctx = cls(run, step)
         shutil.rmtree(ctx.dir, ignore_errors=True); ctx.dir.mkdir(parents=True)
@@ -229,4 +238,41 @@ def add_artifact(self: StepContext, name: str, path) -> Path:
 @patch
 def note(self: StepContext, text: str):
     "A sentence for the report, under this step."
-    self.notes.append(text)
+    self.notes.append(text); print(text)
+
+# %% ../nbs/02_runs.ipynb #b508e3ea
+@patch
+def input_artifact(self: StepContext, step: str, name: str) -> Path:
+    "The path of artifact `name` of the done step `step`; recorded in this step's inputs."
+    s = self.run.manifest()["steps"].get(step, {})
+    if s.get("status") != "done":
+        raise RuntimeError(f"step {self.step} needs the output of step {step}, which is {s.get('status', 'not run')}; "
+                           f"add {step} before {self.step} in run.steps")
+    if name not in s.get("artifacts", {}):
+        raise KeyError(f"step {step} has no artifact {name!r}; it has {sorted(s.get('artifacts', {}))}")
+    a = s["artifacts"][name]
+    self.inputs[f"{step}/{name}"] = a["sha256"]
+    return self.run.path / a["path"]
+
+@patch
+def model_row(self: StepContext, artifact: str | None = None) -> dict:
+    "The metrics row of `artifact` (default: the current model), as earlier steps measured it."
+    if artifact is None:
+        cur = current_model(self.run, before=self.step)
+        if cur is None: raise RuntimeError(f"step {self.step}: no model has been promoted yet; run the baseline step first")
+        artifact = cur["artifact"]
+    rows = {r["artifact"]: r for r in metric_rows(self.run)}
+    if artifact not in rows: raise KeyError(f"no metrics row for {artifact!r}; rows: {sorted(rows)}")
+    return rows[artifact]
+
+@patch
+def base_model_path(self: StepContext) -> str:
+    "The first promoted model of the run (the untouched base), for comparisons with what a user would do instead."
+    models = lineage(self.run, before=self.step)
+    if not models: raise RuntimeError(f"step {self.step}: no model has been promoted yet; run the baseline step first")
+    return models[0]["path"]
+
+@patch
+def current_artifact(self: StepContext) -> str | None:
+    cur = current_model(self.run, before=self.step)
+    return cur["artifact"] if cur else None

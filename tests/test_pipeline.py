@@ -3,11 +3,14 @@ import fcntl, json, os, signal, subprocess, time
 from pathlib import Path
 from conftest import modforge, manifest, SMOKE, MODFORGE, ROOT, env
 
+# the run engine's behaviour on the first two steps (test_compression.py runs the whole smoke pipeline)
+FOUNDATION = ("--set", "run.steps=[baseline, 0A]")
+
 def _statuses(run):
     return {k: v["status"] for k, v in manifest(run)["steps"].items()}
 
 def test_smoke_end_to_end_then_skip(runs_dir):
-    p = modforge("run", SMOKE, "--run-id", "s", "--no-progress", runs_dir=runs_dir, check=0)
+    p = modforge("run", SMOKE, *FOUNDATION, "--run-id", "s", "--no-progress", runs_dir=runs_dir, check=0)
     run = runs_dir / "s"
     assert _statuses(run) == {"baseline": "done", "0A": "done"}
     m = manifest(run)
@@ -19,25 +22,25 @@ def test_smoke_end_to_end_then_skip(runs_dir):
     assert (run / "report" / "quality_vs_size.png").stat().st_size > 10_000
     assert "| base |" in (run / "report" / "report.md").read_text()
     assert (run / "config.yaml").exists()
-    again = modforge("run", SMOKE, "--run-id", "s", "--no-progress", runs_dir=runs_dir, check=0)
+    again = modforge("run", SMOKE, *FOUNDATION, "--run-id", "s", "--no-progress", runs_dir=runs_dir, check=0)
     assert again.stderr.count("(skipped)") == 2, again.stderr
     assert manifest(run)["steps"]["baseline"]["started"] == m["steps"]["baseline"]["started"]
     st = modforge("status", "s", "--verify", runs_dir=runs_dir, check=0).stdout
     assert "MISMATCH" not in st and st.count("verified") >= 4
     # changing only runtime settings re-runs nothing; changing what a step computes re-runs it and what follows
-    assert modforge("run", SMOKE, "--run-id", "s", "--set", "runtime.threads=2", runs_dir=runs_dir, check=0).stderr.count("(skipped)") == 2
-    ch = modforge("run", SMOKE, "--run-id", "s", "--set", "vocab.max_chars=30000", "--no-progress", runs_dir=runs_dir, check=0)
+    assert modforge("run", SMOKE, *FOUNDATION, "--run-id", "s", "--set", "runtime.threads=2", runs_dir=runs_dir, check=0).stderr.count("(skipped)") == 2
+    ch = modforge("run", SMOKE, *FOUNDATION, "--run-id", "s", "--set", "vocab.max_chars=30000", "--no-progress", runs_dir=runs_dir, check=0)
     assert "baseline: done, unchanged (skipped)" in ch.stderr and "0A: re-running (its inputs changed)" in ch.stderr
     assert (run / "config.prev.yaml").exists()
     (run / "0A" / "coverage.json").write_text("{}")                     # an artifact altered after the fact
     bad = modforge("status", "s", "--verify", runs_dir=runs_dir, check=1).stdout
     assert "MISMATCH" in bad and "0A/coverage" in bad and "--from 0A" in bad and "current model" in bad
-    ev = modforge("run", SMOKE, "--run-id", "s", "--set", "eval.task_limit=4", "--no-progress", runs_dir=runs_dir, check=0)
+    ev = modforge("run", SMOKE, *FOUNDATION, "--run-id", "s", "--set", "eval.task_limit=4", "--no-progress", runs_dir=runs_dir, check=0)
     assert "baseline: re-running (its inputs changed)" in ev.stderr and "0A: re-running" in ev.stderr  # downstream follows
 
 def test_killed_mid_step_resumes_at_that_step(runs_dir):
     run = runs_dir / "k"
-    proc = subprocess.Popen([str(MODFORGE), "--runs-dir", str(runs_dir), "run", str(SMOKE), "--run-id", "k", "--no-progress"],
+    proc = subprocess.Popen([str(MODFORGE), "--runs-dir", str(runs_dir), "run", str(SMOKE), *FOUNDATION, "--run-id", "k", "--no-progress"],
                             cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     try:
@@ -55,42 +58,42 @@ def test_killed_mid_step_resumes_at_that_step(runs_dir):
     assert m["steps"]["baseline"]["status"] == "done" and m["steps"]["0A"]["status"] == "running"
     assert "artifacts" not in m["steps"]["0A"]        # nothing of the killed step counts as complete
     baseline_started = m["steps"]["baseline"]["started"]
-    p = modforge("run", SMOKE, "--run-id", "k", "--no-progress", runs_dir=runs_dir, check=0)
+    p = modforge("run", SMOKE, *FOUNDATION, "--run-id", "k", "--no-progress", runs_dir=runs_dir, check=0)
     assert "baseline: done, unchanged (skipped)" in p.stderr and "0A: resuming" in p.stderr, p.stderr
     m = manifest(run)
     assert _statuses(run) == {"baseline": "done", "0A": "done"} and m["steps"]["baseline"]["started"] == baseline_started
     assert modforge("status", "k", "--verify", runs_dir=runs_dir, check=0).stdout.count("MISMATCH") == 0
 
 def test_failed_step_stops_the_run_and_a_fix_resumes_it(runs_dir):
-    p = modforge("run", SMOKE, "--run-id", "f", "--set", "eval.perplexity.seq_len=0", "--no-progress", runs_dir=runs_dir)
+    p = modforge("run", SMOKE, *FOUNDATION, "--run-id", "f", "--set", "eval.perplexity.seq_len=0", "--no-progress", runs_dir=runs_dir)
     assert p.returncode == 1 and "step baseline failed" in p.stderr and "ValueError" in p.stderr, p.stderr
     m = manifest(runs_dir / "f")
     assert m["steps"]["baseline"]["status"] == "failed" and "0A" not in m["steps"]
     assert (runs_dir / "f" / m["steps"]["baseline"]["notebook"]).exists()   # the partial notebook, with the traceback
-    modforge("run", SMOKE, "--run-id", "f", "--no-progress", runs_dir=runs_dir, check=0)
+    modforge("run", SMOKE, *FOUNDATION, "--run-id", "f", "--no-progress", runs_dir=runs_dir, check=0)
     assert _statuses(runs_dir / "f") == {"baseline": "done", "0A": "done"}
 
 def test_corrupt_or_missing_manifest_is_refused_and_nothing_is_lost(runs_dir):
-    modforge("run", SMOKE, "--run-id", "c", "--steps", "baseline", "--no-progress", runs_dir=runs_dir, check=0)
+    modforge("run", SMOKE, *FOUNDATION, "--run-id", "c", "--steps", "baseline", "--no-progress", runs_dir=runs_dir, check=0)
     run = runs_dir / "c"
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     good = (run / "manifest.json").read_text()
     (run / "manifest.json").write_text(good[: len(good) // 2])           # a torn write by some other tool
-    for args in (("run", SMOKE, "--run-id", "c"), ("status", "c")):
+    for args in (("run", SMOKE, *FOUNDATION, "--run-id", "c"), ("status", "c")):
         p = modforge(*args, runs_dir=runs_dir, check=2)
         assert "corrupt manifest" in p.stderr and "manifest.json.bak" in p.stderr, p.stderr
     after = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     assert {k: v for k, v in after.items() if k.name != "manifest.json"} == {k: v for k, v in before.items() if k.name != "manifest.json"}
     (run / "manifest.json").unlink()
-    assert "no manifest.json" in modforge("run", SMOKE, "--run-id", "c", runs_dir=runs_dir, check=2).stderr
+    assert "no manifest.json" in modforge("run", SMOKE, *FOUNDATION, "--run-id", "c", runs_dir=runs_dir, check=2).stderr
     assert (run / "baseline" / "model").is_dir()                         # artifacts untouched
     (run / "manifest.json").write_text((run / "manifest.json.bak").read_text())   # the recovery the message names
-    p = modforge("run", SMOKE, "--run-id", "c", "--steps", "baseline", runs_dir=runs_dir, check=0)
+    p = modforge("run", SMOKE, *FOUNDATION, "--run-id", "c", "--steps", "baseline", runs_dir=runs_dir, check=0)
     assert "(skipped)" in p.stderr
 
 def test_a_run_in_use_is_refused(runs_dir):
-    modforge("run", SMOKE, "--run-id", "l", "--steps", "baseline", "--no-progress", runs_dir=runs_dir, check=0)
+    modforge("run", SMOKE, *FOUNDATION, "--run-id", "l", "--steps", "baseline", "--no-progress", runs_dir=runs_dir, check=0)
     with open(runs_dir / "l" / ".lock", "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        p = modforge("run", SMOKE, "--run-id", "l", runs_dir=runs_dir, check=2)
+        p = modforge("run", SMOKE, *FOUNDATION, "--run-id", "l", runs_dir=runs_dir, check=2)
     assert "another `modforge run` is working on" in p.stderr

@@ -1,0 +1,83 @@
+"""The compression track (0B, 2A, 2B, 2C, 2D, 2F) on the smoke config: every row of the frontier, GGUF scored through
+llama.cpp, packed files verified, a corrupt pack refused, a killed 2C resumed without a complete-looking leftover."""
+import json, os, shutil, signal, subprocess, time
+from pathlib import Path
+import pytest
+from conftest import modforge, manifest, SMOKE, MODFORGE, ROOT, env
+
+STEPS = ["baseline", "0A", "0B", "2A", "2B", "2C", "2D", "2F"]
+
+def _rows(run): return {r["artifact"]: r for r in json.loads((run / "metrics.json").read_text())["rows"]}
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    "One whole smoke run (every step), shared by the tests here; each test works on its own copy."
+    runs = tmp_path_factory.mktemp("runs")
+    modforge("run", SMOKE, "--run-id", "c", "--no-progress", runs_dir=runs, check=0)
+    return runs / "c"
+
+def _copy(smoke_run, runs_dir, name):
+    shutil.copytree(smoke_run, runs_dir / name, symlinks=True); return runs_dir / name
+
+def test_smoke_compression_track(smoke_run, runs_dir):
+    run = _copy(smoke_run, runs_dir, "c"); m = manifest(run)
+    assert {k: v["status"] for k, v in m["steps"].items()} == {s: "done" for s in STEPS}
+    rows = _rows(run)
+    kinds = {}
+    for name, r in rows.items(): kinds.setdefault(r.get("kind", "base"), []).append(name)
+    assert any(n.startswith("trim-k") for n in rows)
+    assert {"prune-wanda-50pct", "prune-wanda-2of4"} <= set(rows)
+    assert {"w4a16-gptq", "untouched-w4a16-gptq"} <= set(rows)
+    assert {"gguf-f16", "gguf-q8_0", "gguf-q4_k_m", "untouched-gguf-q4_k_m"} <= set(rows)
+    for name in ("gguf-f16", "gguf-q4_k_m", "untouched-gguf-q4_k_m"):   # scored through llama.cpp, same figures as HF rows
+        r = rows[name]
+        assert r["bytes"] > 0 and r["ppl"] > 1 and 0 < r["bpb"] and 0 <= r["arith_mc_acc"] <= 1 and "arith_gen_exact_match" in r
+        assert 0 <= r["agree_top1"] <= 1 and r["agree_kl"] >= -1e-6 and r["agree_tokenizer_match"] == 1.0
+    assert rows["gguf-q4_k_m"]["bytes"] < rows["gguf-f16"]["bytes"]
+    # packed rows: real sizes, quality of the verified-identical source
+    packed = [n for n in rows if n.endswith(".zst")]
+    assert len(packed) == 4 and all(rows[n]["pack_ratio"] > 1 and rows[n]["ppl"] == rows[rows[n]["packed_from"]]["ppl"] for n in packed)
+    # the delivered model is the current one; its temperature is saved for serving
+    cur = m["steps"]["2C"]["promotes"]; assert cur == "gguf-q4_k_m"
+    t = json.loads((run / m["steps"]["2F"]["artifacts"]["temperature"]["path"]).read_text())
+    assert t["model"] == cur and t["temperature"] > 0 and "ece" in rows[cur]
+    rep = (run / "report" / "report.md").read_text()
+    assert "## Choices" in rep and "Delivered gguf-q4_k_m" in rep
+    assert modforge("status", "c", "--verify", runs_dir=runs_dir, check=0).stdout.count("MISMATCH") == 0
+    again = modforge("run", SMOKE, "--run-id", "c", "--no-progress", runs_dir=runs_dir, check=0)
+    assert again.stderr.count("(skipped)") == len(STEPS), again.stderr
+    # a packed file restores byte for byte; a corrupt one is refused with a clear error
+    zst = next((run / "2D").glob("gguf-q4_k_m.zst/*.zst"))
+    out = modforge("unpack", zst, "-o", runs_dir / "restored.gguf", check=0)
+    assert "restored" in out.stdout
+    assert (runs_dir / "restored.gguf").read_bytes() == (run / "2C" / "gguf-q4_k_m" / "model.gguf").read_bytes()
+    b = bytearray(zst.read_bytes()); b[len(b) // 2] ^= 0xFF; zst.write_bytes(bytes(b))
+    bad = modforge("unpack", zst, "-o", runs_dir / "bad.gguf", check=1)
+    assert "corrupt" in bad.stderr and "Re-run step 2D" in bad.stderr and not (runs_dir / "bad.gguf").exists()
+    assert not list(runs_dir.glob("bad.gguf*"))
+    assert "MISMATCH" in modforge("status", "c", "--verify", runs_dir=runs_dir, check=1).stdout
+
+def test_killed_export_leaves_nothing_that_looks_complete(smoke_run, runs_dir):
+    run = _copy(smoke_run, runs_dir, "k")
+    t0 = time.time()
+    proc = subprocess.Popen([str(MODFORGE), "--runs-dir", str(runs_dir), "run", str(SMOKE), "--run-id", "k", "--from", "2C", "--no-progress"],
+                            cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:      # wait until 2C has made its first GGUF artifact, then kill it mid-way
+            try: fresh = [p for p in (run / "2C").iterdir() if p.name.startswith("gguf-") and ".partial" not in p.name
+                          and p.stat().st_mtime > t0]
+            except FileNotFoundError: fresh = []     # the step folder is being emptied as the step starts
+            if fresh: break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+        else: raise AssertionError("2C never produced an artifact")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+    m = manifest(run)
+    assert m["steps"]["2C"]["status"] == "running" and "artifacts" not in m["steps"]["2C"]
+    for p in (run / "2C").iterdir():       # whatever is on disk is either complete or named as partial
+        if p.name.startswith("gguf-") and ".partial" not in p.name: assert (p / "model.gguf").exists()
+    p = modforge("run", SMOKE, "--run-id", "k", "--no-progress", runs_dir=runs_dir, check=0)
+    assert "2C: resuming" in p.stderr and "2B: done, unchanged (skipped)" in p.stderr, p.stderr
+    assert modforge("status", "k", "--verify", runs_dir=runs_dir, check=0).stdout.count("MISMATCH") == 0
