@@ -47,7 +47,8 @@ def agreement(ref_model, tok, ggufs: dict, prompts: list[str], cont_tokens: int 
             cont = gm.greedy(ids, cont_tokens, {eos})
             a["exact"] += int(cont == ref_cont)
             shared = next((i for i, (x, y) in enumerate(zip(cont, ref_cont)) if x != y), min(len(cont), len(ref_cont)))
-            a["prefix"] += shared / max(1, len(ref_cont))
+            # share of the reference continuation reproduced; two empty continuations (both stop at once) agree fully
+            a["prefix"] += shared / len(ref_cont) if ref_cont else float(not cont)
             a["tok"] += int(gm.tokenize(p) == tok.encode(p, add_special_tokens=False))
     n = len(prompts)
     return {name: {"top1": a["top1"] / positions, "kl": a["kl"] / positions, "greedy_exact": a["exact"] / n,
