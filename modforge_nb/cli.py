@@ -11,7 +11,7 @@ from .runs import Run, RunError, current_model, default_runs_dir, step_seconds, 
 from .fsutil import artifact_digest
 
 # %% auto #0
-__all__ = ['EPILOG', 'parser', 'cmd_status', 'cmd_list', 'main']
+__all__ = ['EPILOG', 'parser', 'cmd_status', 'cmd_list', 'cmd_teacher_serve', 'main']
 
 # %% ../nbs/07_cli.ipynb #abc8ab6a
 EPILOG = """examples:
@@ -23,6 +23,7 @@ EPILOG = """examples:
   modforge status default        steps, times, figures, artifacts (add --verify to re-check sha256)
   modforge report default        rebuild runs/default/report/ from metrics.json
   modforge unpack runs/default/2D/gguf-q4_k_m.zst/model.gguf.zst -o model.gguf   restore a packed artifact (sha256-checked)
+  modforge teacher serve --port 8765  an OpenAI-compatible teacher on 127.0.0.1 from the default config's model
 steps: """ + ", ".join(f"{k} ({v})" for k, v in STEP_NOTEBOOKS.items())
 
 def parser() -> argparse.ArgumentParser:
@@ -48,6 +49,11 @@ def parser() -> argparse.ArgumentParser:
     u = sub.add_parser("unpack", help="restore (or, without -o, only verify) a .zst packed by step 2D")
     u.add_argument("packed", help="a .zst file from a run's 2D folder")
     u.add_argument("-o", "--output", default=None, help="where to write the restored file (default: verify only)")
+    t = sub.add_parser("teacher", help="a local OpenAI-compatible teacher server").add_subparsers(dest="teacher_cmd", required=True)
+    ts = t.add_parser("serve", help="serve POST /v1/chat/completions and GET /v1/models on 127.0.0.1 until Ctrl-C")
+    ts.add_argument("--config", default="configs/default.yaml", help="its `model` section names the model (default: the embedded SmolLM2)")
+    ts.add_argument("--model", default=None, help="an HF checkpoint folder instead of the config's model")
+    ts.add_argument("--host", default="127.0.0.1"); ts.add_argument("--port", type=int, default=8765)
     return p
 
 # %% ../nbs/07_cli.ipynb #735ae40e
@@ -93,6 +99,23 @@ def cmd_list(args) -> int:
     return 0
 
 # %% ../nbs/07_cli.ipynb #54dbf448
+def cmd_teacher_serve(args) -> int:
+    from modforge_nb.config import load_config
+    from modforge_nb.models import materialize_model
+    from modforge_nb.runs import project_root
+    from modforge_nb.teacher_server import LocalTeacher, make_server
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"modforge: serving on {args.host} exposes an unauthenticated model to the network", file=sys.stderr)
+    cfg = load_config(args.config)
+    path = args.model or materialize_model(cfg.model, project_root() / cfg.runtime.cache_dir)
+    srv = make_server(LocalTeacher(path, cfg.runtime.device, name=Path(path).name), args.host, args.port)
+    print(f"teacher: {path}\nOpenAI base_url: http://{args.host}:{srv.server_address[1]}/v1  (Ctrl-C stops)", flush=True)
+    try: srv.serve_forever()
+    except KeyboardInterrupt: pass
+    finally: srv.server_close()
+    return 0
+
+# %% ../nbs/07_cli.ipynb #5fe27809
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from modforge_nb.engine import StepFailed, run_pipeline
@@ -107,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             from modforge_nb.report import build_report
             print(build_report(_open(args))); return 0
         if args.cmd == "list": return cmd_list(args)
+        if args.cmd == "teacher": return cmd_teacher_serve(args)
         if args.cmd == "unpack":
             from modforge_nb.pack import unpack_file, PackError
             try: sha, n = unpack_file(args.packed, args.output)
