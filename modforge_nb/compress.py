@@ -12,7 +12,7 @@ from .evaluate import pydoc_topics, stdlib_source
 
 # %% auto #0
 __all__ = ['calibration_dataset', 'prune_recipe', 'quantize_recipe', 'check_group_size', 'run_oneshot', 'save_checkpoint',
-           'weight_bytes', 'load_compressed', 'dense_copy', 'sparsity']
+           'load_compressed', 'dense_copy', 'sparsity']
 
 # %% ../nbs/08b_compress.ipynb #16383236
 def calibration_dataset(tok, samples: int, seq_len: int, seed: int = 0):
@@ -70,10 +70,6 @@ def save_checkpoint(model, tok, out: str | Path, info: dict) -> Path:
         model.save_pretrained(tmp, save_compressed=True); tok.save_pretrained(tmp)
         (tmp / "modforge_compression.json").write_text(json.dumps(info, indent=1))
     return out
-
-def weight_bytes(path: str | Path) -> int:
-    "Bytes of a checkpoint's weight files (what a user ships)."
-    return sum(f.stat().st_size for f in Path(path).glob("*.safetensors"))
 
 def load_compressed(path: str | Path, device: str = "cpu"):
     "(model, tok) of a compressed-tensors checkpoint, decompressed to dense weights for evaluation and export."

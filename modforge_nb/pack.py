@@ -6,7 +6,7 @@
 from __future__ import annotations
 import hashlib, json, os
 from pathlib import Path
-from tqdm.auto import tqdm
+from .fsutil import sha256_file
 
 # %% auto #0
 __all__ = ['CHUNK', 'PackError', 'sample_chunks', 'train_dictionary', 'dictionary_trial', 'pack_file', 'unpack_file',
@@ -65,7 +65,7 @@ def pack_file(src: str | Path, out_dir: str | Path, level: int = 19, dictionary:
     src, out_dir = Path(src), Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     dst, dpath = out_dir / (src.name + ".zst"), out_dir / (src.name + ".zdict")
     tmp = dst.with_name(dst.name + ".partial")
-    info = {"file": src.name, "bytes": src.stat().st_size, "sha256": _sha256(src), "level": level, "dictionary": False}
+    info = {"file": src.name, "bytes": src.stat().st_size, "sha256": sha256_file(src), "level": level, "dictionary": False}
     pieces = sample_chunks(src)
     joined = b"".join(pieces)
     for lv in compare_levels:   # what another level would save, on the sample
@@ -85,11 +85,6 @@ def pack_file(src: str | Path, out_dir: str | Path, level: int = 19, dictionary:
     (out_dir / (src.name + ".pack.json")).write_text(json.dumps(info, indent=1))
     verify_pack(dst)
     return info
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    for b in _chunks(path): h.update(b)
-    return h.hexdigest()
 
 # %% ../nbs/10_pack.ipynb #03843e31
 def unpack_file(packed: str | Path, out: str | Path | None = None) -> tuple[str, int]:
