@@ -11,7 +11,7 @@ __all__ = ['cascade']
 
 # %% ../nbs/12b_cascade.ipynb #f8757886
 def cascade(client, tiers: list[str], items: list, make_messages: Callable, check: Callable, **chat_kw) -> dict:
-    "{'results': per item {'tier', 'text', 'passed'}, 'tiers': per tier {'asked', 'settled', 'share', 'cost'}, 'stopped'}."
+    "{'results': per item {'tier', 'text', 'passed', 'info'}, 'tiers': per tier {'asked', 'settled', 'share', 'cost', 'reasons'}, 'stopped'}."
     results = [{"tier": None, "text": None, "passed": False} for _ in items]
     todo, stats, stopped = list(range(len(items))), {}, None
     for name in tiers:
@@ -22,8 +22,10 @@ def cascade(client, tiers: list[str], items: list, make_messages: Callable, chec
         for i, a in zip(todo, answers):
             if a is None: still.append(i); continue           # not sent: the budget stopped this tier
             st["answered"] += 1; st["cost"] += a["cost"]
-            ok = bool(check(items[i], a["text"]))
-            if ok or not results[i]["passed"]: results[i] = {"tier": name, "text": a["text"], "passed": ok}
+            r = check(items[i], a["text"])               # a bool, or (bool, info) where info may carry a "reason"
+            ok, info = (bool(r[0]), r[1]) if isinstance(r, tuple) else (bool(r), None)
+            if ok or not results[i]["passed"]: results[i] = {"tier": name, "text": a["text"], "passed": ok, "info": info}
+            if info and info.get("reason"): st.setdefault("reasons", {}).setdefault(info["reason"], 0); st["reasons"][info["reason"]] += 1
             st["settled"] += ok
             if not ok: still.append(i)
         todo = still

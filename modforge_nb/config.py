@@ -13,19 +13,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 # %% auto #0
 __all__ = ['STEP_NOTEBOOKS', 'STEP_INPUTS', 'Strict', 'RunSection', 'FixtureSpec', 'ModelSection', 'RuntimeSection',
            'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate', 'CalibrationData', 'TrimSection',
-           'PruneSection', 'QuantizeSection', 'GGUFSection', 'PackSection', 'CalibrateSection', 'TeacherTier', 'Config',
-           'ConfigError', 'validate_config', 'apply_override', 'read_config_file', 'load_config', 'config_to_yaml',
-           'config_fingerprint']
+           'PruneSection', 'QuantizeSection', 'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec',
+           'SFTSection', 'TeachingSection', 'FailuresSection', 'DistillSection', 'RecoverySection', 'TeacherTier',
+           'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file', 'load_config',
+           'config_to_yaml', 'config_fingerprint']
 
 # %% ../nbs/00_config.ipynb #67738fb8
 STEP_NOTEBOOKS: dict[str, str] = {
     "baseline": "phase1/00_baseline.ipynb",       # size, bits/param, perplexity, tasks, HumanEval of the untouched model
     "0A": "phase1/0A_vocab_analysis.ipynb",       # token frequencies, coverage curve, K for the target coverage
     "0B": "phase1/0B_vocab_trim.ipynb",           # trimmed tokenizer + embeddings, validated, rolled back if worse
+    "1A": "phase1/1A_sft.ipynb",                  # curated SFT (trl, LoRA or full), early stopping on validation loss
+    "1B": "phase1/1B_failures.ipynb",             # failures embedded (MiniLM), clustered (KMeans), labelled by the judge
+    "1C": "phase1/1C_distill.ipynb",              # teacher cascade writes examples like the failures; judged, verified, trained
     "2A": "phase1/2A_prune.ipynb",                # sparsity grid (llm-compressor), each level evaluated, a rule picks
     "2B": "phase1/2B_quantize.ipynb",             # W4A16 (GPTQ/AWQ, llm-compressor), reloaded and evaluated
     "2C": "phase1/2C_gguf.ipynb",                 # GGUF f16 + K-quants (llama.cpp), scored through llama.cpp, agreement
     "2D": "phase1/2D_pack.ipynb",                 # zstd pack of the artifacts, verified round trip, true ratios
+    "2E": "phase1/2E_recovery.ipynb",             # worst held-out samples under the compressed model -> teacher -> LoRA
     "2F": "phase1/2F_calibrate.ipynb",            # temperature scaling on multiple-choice logits, ECE, reliability plot
 }
 # the config sections each step reads: a change elsewhere does not re-run it (see the engine's fingerprints)
@@ -36,7 +41,11 @@ STEP_INPUTS: dict[str, tuple[str, ...]] = {
     "2A": ("eval", "prune"),
     "2B": ("eval", "quantize"),
     "2C": ("eval", "gguf"),
+    "1A": ("eval", "sft"),
+    "1B": ("eval", "failures", "teachers", "teaching"),
+    "1C": ("eval", "failures", "distill", "teachers", "teaching"),
     "2D": ("pack",),
+    "2E": ("eval", "recovery", "teachers", "teaching"),
     "2F": ("calibrate",),
 }
 
@@ -156,8 +165,73 @@ class CalibrateSection(Strict):
     fit_share: float = 0.5                      # share of each task's items the temperature is fit on
     bins: int = 10
 
+class LoraSpec(Strict):
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+
+class TrainSpec(Strict):
+    "How a step fine-tunes with trl's SFTTrainer. Early stopping: `patience` evaluations without a lower validation loss."
+    method: Literal["lora", "full"] = "lora"
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    max_steps: int = 100
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_length: int = 256
+    learning_rate: float = 2e-4
+    eval_every: int = 20                        # steps between validation-loss evaluations
+    patience: int = 2
+    min_delta: float = 0.0                      # an evaluation must lower the loss by more than this to count
+    val_share: float = 0.1
+
+class SFTSection(Strict):
+    "1A: the curated set (`default` = the one the project generates and ships) and how to train on it."
+    data: str = "default"                       # `default` or a path to chat-format JSONL ({"messages": [...]})
+    domains: list[str] = Field(default_factory=lambda: ["arithmetic", "word_problems", "python", "tool_calls", "logic"])
+    max_examples: int | None = None
+    checked_examples: int = 60                  # validation examples answered and verified before and after training
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.10))
+
+class TeachingSection(Strict):
+    "How the teacher steps use the `teachers` tiers (1B, 1C, 2E; the domain modifiers too)."
+    cascade: list[str] = Field(default_factory=list)   # tier names in cascade order; empty: every tier, as listed
+    judge: str | None = None                    # the tier that judges and labels; None: the last tier of the cascade
+    judge_bar: int = 8                          # keep what the judge scores >= this (1-10)
+    budget_usd: float | None = None             # for the whole run (the ledger); generation stops cleanly there
+    concurrency: int = 2
+    max_retries: int = 5
+    timeout_s: float = 300.0
+    max_tokens: int = 256
+    temperature: float = 0.0
+    local_model: str = "base"                   # what a tier with base_url `local` serves: the run's base model, or a path
+
+class FailuresSection(Strict):
+    "1B: which evaluations to collect failures from, and the clustering."
+    humaneval_limit: int | None = 40            # HumanEval problems in 1B's (and 1C's) evaluation; 0 = none
+    max_failures: int = 400
+    k_min: int = 2
+    k_max: int = 8                              # k with the best silhouette score in [k_min, k_max]
+    label_examples: int = 5                     # failures shown to the judge to name a cluster
+
+class DistillSection(Strict):
+    "1C: examples per cluster, the contamination filter, training."
+    per_cluster: int = 8
+    shots: int = 3                              # failures of the cluster shown to the teacher per request
+    ngram: int = 8                              # word n-gram overlap with any evaluation item drops an example
+    replay: int = 64                            # examples of the curated set mixed in (keeps 1A's skills)
+    train: TrainSpec = Field(default_factory=lambda: TrainSpec(max_steps=40, eval_every=10))
+    gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.10))
+
+class RecoverySection(Strict):
+    "2E: rank passages by perplexity under the compressed model; teacher examples for the worst; a short LoRA."
+    passages: int = 200                         # passages of the analysis half of the docs (never the held-out half)
+    worst_share: float = 0.1
+    train: TrainSpec = Field(default_factory=lambda: TrainSpec(max_steps=40, eval_every=10))
+
 class TeacherTier(Strict):
-    "An OpenAI-compatible endpoint (used by the teacher steps 1C, 2E, 3x). The key is read from `api_key_env`."
+    "An OpenAI-compatible endpoint. `base_url: local` is the local server the teacher steps start themselves."
     name: str
     base_url: str
     model: str
@@ -178,6 +252,11 @@ class Config(Strict):
     pack: PackSection = Field(default_factory=PackSection)
     calibrate: CalibrateSection = Field(default_factory=CalibrateSection)
     teachers: list[TeacherTier] = Field(default_factory=list)
+    sft: SFTSection = Field(default_factory=SFTSection)
+    teaching: TeachingSection = Field(default_factory=TeachingSection)
+    failures: FailuresSection = Field(default_factory=FailuresSection)
+    distill: DistillSection = Field(default_factory=DistillSection)
+    recovery: RecoverySection = Field(default_factory=RecoverySection)
 
 # %% ../nbs/00_config.ipynb #09522044
 class ConfigError(ValueError):
@@ -232,6 +311,14 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
         if t not in known: raise ConfigError(f"{source}: gguf type {t!r} unknown; known: {', '.join(sorted(known))}")
     if cfg.gguf.deliver not in cfg.gguf.types:
         raise ConfigError(f"{source}: gguf.deliver={cfg.gguf.deliver!r} is not in gguf.types {cfg.gguf.types}")
+    names = [t.name for t in cfg.teachers]
+    for n in [*cfg.teaching.cascade, *([cfg.teaching.judge] if cfg.teaching.judge else [])]:
+        if n not in names: raise ConfigError(f"{source}: teaching names tier {n!r}, but `teachers` has {names or 'none'}")
+    if len(set(names)) != len(names): raise ConfigError(f"{source}: teacher tier names repeat: {names}")
+    needs = [s for s in cfg.run.steps if s in ("1B", "1C", "2E")]
+    if needs and not cfg.teachers:
+        raise ConfigError(f"{source}: steps {needs} need teachers; add a `teachers:` tier (e.g. "
+                          "{name: local, base_url: local, model: smollm2} for the local server)")
     if cfg.model.source in ("gguf_file", "hf") and not cfg.model.path:
         raise ConfigError(f"{source}: model.source={cfg.model.source!r} needs model.path (a .gguf file or an HF checkpoint)")
     return cfg

@@ -12,8 +12,8 @@ from .runs import Run, RunError, project_root, now, default_runs_dir, format_met
 from .models import model_source_file
 
 # %% auto #0
-__all__ = ['STEP_PARAMETERS', 'StepFailed', 'notebook_path', 'notebook_code_hash', 'library_hash', 'fingerprints',
-           'check_parameters', 'execute_step', 'open_run', 'store_config', 'say', 'run_pipeline']
+__all__ = ['STEP_PARAMETERS', 'TEACHER_STEPS', 'StepFailed', 'notebook_path', 'notebook_code_hash', 'library_hash',
+           'fingerprints', 'check_parameters', 'execute_step', 'open_run', 'store_config', 'say', 'run_pipeline']
 
 # %% ../nbs/06_engine.ipynb #bdf1f661
 class StepFailed(RuntimeError): "A step notebook raised; the message names the step, the error and the notebook."
@@ -103,6 +103,8 @@ def store_config(run: Run, cfg: Config) -> None:
         atomic_write_text(run.path / "config.yaml", new)
 
 # %% ../nbs/06_engine.ipynb #10d08f7f
+TEACHER_STEPS = ("1B", "1C", "2E")   # the steps that call teachers (through modforge_nb.teaching)
+
 def say(msg: str) -> None: print(msg, file=sys.stderr, flush=True)
 
 def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=None, runs_dir=None, progress=True) -> Run:
@@ -118,6 +120,8 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
     if not sys.stderr.isatty(): os.environ.setdefault("TQDM_MININTERVAL", "5")
     run = open_run(cfg, Path(runs_dir or default_runs_dir()), run_id)
     say(f"run {run.id}: {run.path}")
+    from modforge_nb.teaching import ledger_totals
+    spent_before = ledger_totals(run.path)
     try:
         with file_lock(run.path / ".lock", blocking=False, what=f"run {run.id}"):
             store_config(run, cfg)
@@ -134,6 +138,10 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
                 say(f"[{i}/{len(selected)}] {sid}: done in {time.monotonic() - t0:.0f} s  {format_metrics(entry.get('metrics', {}))}")
     except LockHeld as e:
         raise RunError(f"{e}: another `modforge run` is working on {run.path}; wait for it or pick another --run-id") from None
+    t = {k: v - spent_before.get(k, 0) for k, v in ledger_totals(run.path).items()}
+    if any(s in TEACHER_STEPS for s in selected):   # the cache's promise, checked on every invocation
+        say(f"teachers this invocation: {t['new']} new requests (${t['cost']:.4f}), {t['cache_hits']} answered from the cache"
+            + (" — nothing was asked of a teacher" if t["new"] == 0 else ""))
     from modforge_nb.report import build_report
     say(f"report: {build_report(run)}")
     return run

@@ -18,7 +18,9 @@ PANELS = [("ppl", "perplexity (held-out docs) ↓"), ("bpb", "bits per byte (hel
 # how each kind of row is drawn: the pipeline's artifacts against what a user would do instead
 KIND_STYLE = {"base": ("black", "s", "base"), "trim": ("tab:purple", "D", "vocab trim (0B)"),
               "prune-grid": ("tab:red", "v", "pruning grid (2A)"), "pipeline": ("tab:blue", "o", "ModForge pipeline"),
-              "alternative": ("tab:orange", "^", "untouched base, same tool"), "packed": ("tab:green", "P", "zstd pack (2D)")}
+              "alternative": ("tab:orange", "^", "untouched base, same tool"), "packed": ("tab:green", "P", "zstd pack (2D)"),
+              "sft": ("tab:cyan", "h", "curated SFT (1A)"), "distilled": ("tab:olive", "X", "failure distillation (1C)"),
+              "recovered": ("tab:brown", "*", "recovery LoRA (2E)")}
 
 def quality_keys(rows: list[dict]) -> list[tuple[str, str]]:
     "(key, title) of each quality figure present: perplexity, bits/byte and HumanEval first, then task accuracies."
@@ -107,10 +109,15 @@ def build_report(run: Run) -> Path:
         s = m["steps"].get(sid, {})
         if s.get("status") != "done": continue
         figs = [(n, a) for n, a in s.get("artifacts", {}).items() if a.get("kind") == "figure"]
+        tables = [run.path / a["path"] for a in s.get("artifacts", {}).values() if a.get("kind") == "table"]
         if not (figs or s.get("notes") or s.get("metrics")): continue
         md.append(f"## Step {sid}")
         if s.get("notes"): md.append("".join(f"- {note}\n" for note in s["notes"]))
         scalars = {k: v for k, v in s.get("metrics", {}).items() if isinstance(v, (int, float, str))}
         if scalars: md.append(_table([scalars], list(scalars)))
+        md += [t.read_text() for t in tables if t.exists()]
         md += [f"![{n}](../{a['path']})" for n, a in figs]
+    from modforge_nb.teaching import ledger_rows, ledger_markdown
+    if ledger_rows(run.path):   # every teacher and judge call of the run, by step and tier
+        md += ["## Teachers (the ledger)", ledger_markdown(run.path)]
     return atomic_write_text(rep / "report.md", "\n\n".join(b.rstrip("\n") for b in md) + "\n")

@@ -236,6 +236,12 @@ def add_artifact(self: StepContext, name: str, path) -> Path:
     return _add(self, name, path, "file")
 
 @patch
+def add_table(self: StepContext, name: str, rows: list[dict], cols: list[str] | None = None) -> Path:
+    "A markdown table `<step>/<name>.md` (written atomically), shown in the report under this step."
+    from modforge_nb.report import _table
+    return _add(self, name, atomic_write_text(self.dir / f"{name}.md", _table(rows, cols or list(rows[0]) if rows else [])), "table")
+
+@patch
 def note(self: StepContext, text: str):
     "A sentence for the report, under this step."
     self.notes.append(text); print(text)

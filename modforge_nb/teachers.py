@@ -52,11 +52,13 @@ class TeacherClient:
     "Chat completions from configured tiers, cached, retried, costed, within a budget."
     def __init__(self, tiers: list[TeacherTier], cache_dir: str | Path, ledger: str | Path, step: str = "adhoc",
                  budget_usd: float | None = None, concurrency: int = 4, max_retries: int = 5, timeout_s: float = 120.0,
-                 backoff_s: float = 1.0):
+                 backoff_s: float = 1.0, urls: dict[str, str] | None = None):
         if not tiers: raise ValueError("no teacher tiers configured (config `teachers:`)")
         self.tiers = {t.name: t for t in tiers}
         self.cache_dir, self.ledger, self.step = Path(cache_dir), Ledger(ledger), step
         self.budget, self.concurrency, self.max_retries, self.timeout_s, self.backoff_s = budget_usd, concurrency, max_retries, timeout_s, backoff_s
+        self.urls = urls or {}   # tier name -> where it is served now (a `local` tier's port changes; its cache key does not)
+        self.stats = {"new": 0, "cache_hits": 0, "tokens_in": 0, "tokens_out": 0, "cost": 0.0}   # this client's own calls
         self._clients: dict[str, object] = {}; self._spend_lock = threading.Lock(); self._reserved = 0.0
 
     def tier(self, name: str) -> TeacherTier:
@@ -68,7 +70,9 @@ class TeacherClient:
         if t.name not in self._clients:
             key = os.environ.get(t.api_key_env) if t.api_key_env else "local"
             if not key: raise RuntimeError(f"teacher tier {t.name!r} needs the API key in ${t.api_key_env}; it is not set")
-            self._clients[t.name] = OpenAI(base_url=t.base_url, api_key=key, max_retries=0, timeout=self.timeout_s)
+            url = self.urls.get(t.name, t.base_url)
+            if url == "local": raise RuntimeError(f"teacher tier {t.name!r} is `local` but no local server was started (use modforge_nb.teaching.teacher_session)")
+            self._clients[t.name] = OpenAI(base_url=url, api_key=key, max_retries=0, timeout=self.timeout_s)
         return self._clients[t.name]
 
     def _cache_path(self, key: str) -> Path: return self.cache_dir / key[:2] / f"{key}.json"
@@ -85,6 +89,7 @@ def chat(self: TeacherClient, tier: str, messages: list[dict], max_tokens: int =
     if cp.exists():
         hit = json.loads(cp.read_text())
         self.ledger.add(self.step, tier, requests=1, cache_hits=1)
+        with self._spend_lock: self.stats["cache_hits"] += 1
         return {**hit, "cached": True, "cost": 0.0}
     est = cost(t, estimate_tokens(messages), max_tokens)
     with self._spend_lock:
@@ -109,6 +114,8 @@ def chat(self: TeacherClient, tier: str, messages: list[dict], max_tokens: int =
            "tokens_out": u.completion_tokens if u else 0, "tier": tier, "model": t.model}
     out["cost"] = cost(t, out["tokens_in"], out["tokens_out"])
     self.ledger.add(self.step, tier, requests=1, tokens_in=out["tokens_in"], tokens_out=out["tokens_out"], cost=out["cost"])
+    with self._spend_lock:
+        for k, v in (("new", 1), ("tokens_in", out["tokens_in"]), ("tokens_out", out["tokens_out"]), ("cost", out["cost"])): self.stats[k] += v
     cp.parent.mkdir(parents=True, exist_ok=True); atomic_write_json(cp, {k: v for k, v in out.items() if k != "cost"})
     return {**out, "cached": False}
 

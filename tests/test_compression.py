@@ -1,11 +1,11 @@
-"""The compression track (0B, 2A, 2B, 2C, 2D, 2F) on the smoke config: every row of the frontier, GGUF scored through
+"""The whole smoke pipeline (0B, 1A-1C, 2A-2F) once; then the compression track: every row of the frontier, GGUF scored through
 llama.cpp, packed files verified, a corrupt pack refused, a killed 2C resumed without a complete-looking leftover."""
 import json, os, shutil, signal, subprocess, time
 from pathlib import Path
 import pytest
 from conftest import modforge, manifest, SMOKE, MODFORGE, ROOT, env
 
-STEPS = ["baseline", "0A", "0B", "2A", "2B", "2C", "2D", "2F"]
+STEPS = ["baseline", "0A", "0B", "1A", "1B", "1C", "2A", "2B", "2C", "2D", "2E", "2F"]
 
 def _rows(run): return {r["artifact"]: r for r in json.loads((run / "metrics.json").read_text())["rows"]}
 
@@ -81,3 +81,20 @@ def test_killed_export_leaves_nothing_that_looks_complete(smoke_run, runs_dir):
     p = modforge("run", SMOKE, "--run-id", "k", "--no-progress", runs_dir=runs_dir, check=0)
     assert "2C: resuming" in p.stderr and "2B: done, unchanged (skipped)" in p.stderr, p.stderr
     assert modforge("status", "k", "--verify", runs_dir=runs_dir, check=0).stdout.count("MISMATCH") == 0
+
+def test_teacher_steps_and_a_rerun_from_the_cache(smoke_run, runs_dir):
+    "1A trains and is scored, 1B clusters and labels, 1C/2E ask the local server; re-run, they ask nothing new."
+    run = _copy(smoke_run, runs_dir, "t"); m = manifest(run); rows = _rows(run)
+    assert rows["sft"]["kind"] == "sft" and rows["sft"]["ppl"] > 1 and m["steps"]["1A"]["metrics"]["steps"] >= 1
+    b = m["steps"]["1B"]["metrics"]; assert b["failures"] > 0 and b["k"] >= 1 and "failure_clusters" in m["steps"]["1B"]["artifacts"]
+    clusters = json.loads((run / m["steps"]["1B"]["artifacts"]["clusters"]["path"]).read_text())
+    assert len(clusters["table"]) == b["k"] and sum(r["failures"] for r in clusters["table"]) == b["failures"]
+    assert m["steps"]["1C"]["metrics"]["requests"] == b["k"] * 2            # distill.per_cluster = 2 in smoke.yaml
+    rec = next(r for r in rows.values() if r.get("kind") == "recovered")
+    assert rec["adapter_bytes"] > 0 and rec["bytes"] == rows[rec["base_artifact"]]["bytes"] + rec["adapter_bytes"]
+    rep = (run / "report" / "report.md").read_text()
+    assert "## Teachers (the ledger)" in rep and "| 1C | local |" in rep and "| cluster | label |" in rep
+    again = modforge("run", SMOKE, "--run-id", "t", "--no-progress", "--steps", "1B,1C,2E", "--from", "1B", runs_dir=runs_dir, check=0)
+    assert "teachers this invocation: 0 new requests" in again.stderr and "nothing was asked of a teacher" in again.stderr, again.stderr[-3000:]
+    m2 = manifest(run)
+    for s in ("1B", "1C", "2E"): assert m2["steps"][s]["metrics"]["teacher_new_requests"] == 0 and m2["steps"][s]["metrics"]["teacher_cache_hits"] > 0
