@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse, sys
 from pathlib import Path
 from .config import ConfigError, STEP_NOTEBOOKS
-from .runs import Run, RunError, current_model, default_runs_dir, step_seconds, format_metrics, step_order
+from .runs import (Run, RunError, RUN_ID_RULE, check_run_id, current_model, default_runs_dir, step_seconds,
+    step_state, format_metrics, step_order)
 from .fsutil import artifact_digest
 
 # %% auto #0
@@ -40,7 +41,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--steps", type=lambda s: [x for x in s.split(",") if x], default=None, metavar="A,B",
                    help="run only these steps (comma-separated)")
     r.add_argument("--from", dest="from_step", default=None, metavar="STEP", help="re-run this step and all after it")
-    r.add_argument("--run-id", default=None, help="run folder name; an existing one is resumed (default: <name>-<time>)")
+    r.add_argument("--run-id", default=None, help="run folder name (" + RUN_ID_RULE + "); an existing one is resumed "
+                   "(default: <name>-<time>)")
     r.add_argument("--no-progress", action="store_true", help="do not stream the step notebooks' output (it stays in runs/<id>/notebooks/)")
     for name, h in [("status", "show a run's steps, figures and artifacts"), ("report", "rebuild a run's report")]:
         s = sub.add_parser(name, help=h); s.add_argument("run", help="a run id (in runs/) or a run folder path")
@@ -48,7 +50,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list the runs")
     u = sub.add_parser("unpack", help="restore (or, without -o, only verify) a .zst packed by step 2D")
     u.add_argument("packed", help="a .zst file from a run's 2D folder")
-    u.add_argument("-o", "--output", default=None, help="where to write the restored file (default: verify only)")
+    u.add_argument("-o", "--output", default=None, help="where to write the restored file (default: verify only); "
+                   "an existing file is refused unless --force, and the pack's own files always are")
+    u.add_argument("--force", action="store_true", help="replace an existing output file")
     t = sub.add_parser("teacher", help="a local OpenAI-compatible teacher server").add_subparsers(dest="teacher_cmd", required=True)
     ts = t.add_parser("serve", help="serve POST /v1/chat/completions and GET /v1/models on 127.0.0.1 until Ctrl-C")
     ts.add_argument("--config", default="configs/default.yaml", help="its `model` section names the model (default: the embedded SmolLM2)")
@@ -60,19 +64,40 @@ def parser() -> argparse.ArgumentParser:
 def _runs_dir(args) -> Path: return Path(args.runs_dir) if args.runs_dir else default_runs_dir()
 
 def _open(args) -> Run:
-    p = Path(args.run)
-    return Run.open(p if p.is_dir() else _runs_dir(args) / args.run)
+    "The run named by `args.run`: a plain run id in the runs folder, or the path of a run folder."
+    p, d = Path(args.run), _runs_dir(args)
+    try: rid = check_run_id(args.run)
+    except RunError as e:
+        if p.is_dir(): return Run.open(p)
+        raise RunError(f"{e} (or the path of an existing run folder)") from None
+    return Run.open(d / rid if (d / rid).is_dir() or not p.is_dir() else p)
+
+def _check_run_id(args) -> None:
+    "Before anything is created: `--run-id` (or the default `<run.name>-<time>`) must be a plain folder name."
+    if args.run_id is None:
+        from modforge_nb.config import load_config
+        name = load_config(args.config, list(args.overrides)).run.name
+        try: check_run_id(f"{name}-20250101-000000")
+        except RunError: raise RunError(f"run.name {name!r} of {args.config} cannot start a run id ({RUN_ID_RULE}); "
+                                        "rename it or pass --run-id") from None
+        return
+    check_run_id(args.run_id)
+    p = _runs_dir(args) / args.run_id
+    if p.exists() and not p.is_dir(): raise RunError(f"{p} is a file, not a run folder; pick another --run-id")
 
 def cmd_status(args) -> int:
     run = _open(args); m = run.manifest(); bad = []
     print(f"run {run.id}  ({run.path})")
     for sid in step_order(run, m):
         s = m["steps"].get(sid, {"status": "pending"})
-        secs = step_seconds(s)
-        print(f"  {sid:<10} {s['status']:<8} {f'{secs:.0f}s' if secs is not None else '':>6}  {format_metrics(s.get('metrics', {}), 5)}")
+        secs, st = step_seconds(s), step_state(s)
+        print(f"  {sid:<10} {st:<11} {f'{secs:.0f}s' if secs is not None else '':>6}  {format_metrics(s.get('metrics') or {}, 5)}")
+        if st == "interrupted":
+            print(f"             its process (pid {s['pid']}{' on ' + s['host'] if s.get('host') else ''}) is gone; "
+                  "run the same `modforge run` again to resume at this step")
         if s.get("error"): print(f"             error: {s['error']}\n             notebook: {run.path / s.get('notebook', '')}")
-        for name, a in s.get("artifacts", {}).items():
-            line = f"             {name}: {a['path']} ({a['bytes']:,} bytes)"
+        for name, a in (s.get("artifacts") or {}).items():
+            line = f"             {name}: {a['path']}" + (f" ({a['bytes']:,} bytes)" if isinstance(a.get("bytes"), int) else "")
             if args.verify and s["status"] == "done":
                 p = run.path / a["path"]
                 ok = p.exists() and artifact_digest(p) == (a["bytes"], a["sha256"])
@@ -94,7 +119,7 @@ def cmd_list(args) -> int:
     for p in runs:
         try:
             steps = Run(p).manifest()["steps"]
-            print(f"{p.name:<32} " + " ".join(f"{k}:{v['status']}" for k, v in steps.items()))
+            print(f"{p.name:<32} " + " ".join(f"{k}:{step_state(v)}" for k, v in steps.items()))
         except RunError as e: print(f"{p.name:<32} unreadable: {str(e).splitlines()[0][:80]}")
     return 0
 
@@ -103,12 +128,19 @@ def cmd_teacher_serve(args) -> int:
     from modforge_nb.config import load_config
     from modforge_nb.models import materialize_model
     from modforge_nb.runs import project_root
-    from modforge_nb.teacher_server import LocalTeacher, make_server
+    import errno
+    from modforge_nb.teacher_server import BindError, LocalTeacher, check_port, make_server
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"modforge: serving on {args.host} exposes an unauthenticated model to the network", file=sys.stderr)
+    def cannot_listen(e: BindError) -> int:          # one line, no traceback: the port is the user's to change
+        hint = " (pick another with --port)" if e.errno == errno.EADDRINUSE else ""
+        print(f"modforge: error: {e}{hint}", file=sys.stderr); return 2
+    try: check_port(args.host, args.port)           # before the model load (up to a minute): a taken port fails at once
+    except BindError as e: return cannot_listen(e)
     cfg = load_config(args.config)
     path = args.model or materialize_model(cfg.model, project_root() / cfg.runtime.cache_dir)
-    srv = make_server(LocalTeacher(path, cfg.runtime.device, name=Path(path).name), args.host, args.port)
+    try: srv = make_server(LocalTeacher(path, cfg.runtime.device, name=Path(path).name), args.host, args.port)
+    except BindError as e: return cannot_listen(e)  # taken while the model loaded
     print(f"teacher: {path}\nOpenAI base_url: http://{args.host}:{srv.server_address[1]}/v1  (Ctrl-C stops)", flush=True)
     try: srv.serve_forever()
     except KeyboardInterrupt: pass
@@ -121,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     from modforge_nb.engine import StepFailed, run_pipeline
     try:
         if args.cmd == "run":
+            _check_run_id(args)
             run = run_pipeline(args.config, args.overrides, args.run_id, args.steps, args.from_step, args.runs_dir,
                                progress=not args.no_progress)
             print(f"done: {run.path}\nreport: {run.path / 'report' / 'report.md'}")
@@ -133,12 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "teacher": return cmd_teacher_serve(args)
         if args.cmd == "unpack":
             from modforge_nb.pack import unpack_file, PackError
-            try: sha, n = unpack_file(args.packed, args.output)
+            try: sha, n = unpack_file(args.packed, args.output, force=args.force)
             except PackError as e: print(f"modforge: {e}", file=sys.stderr); return 1
             print(f"{'restored ' + args.output if args.output else 'verified'}: {n:,} bytes, sha256 {sha}"); return 0
     except StepFailed as e:
         print(f"modforge: {e}\n  fix it, then run the same command again: finished steps are kept.", file=sys.stderr); return 1
-    except (ConfigError, RunError, FileNotFoundError, NotImplementedError, ValueError) as e:
+    except (ConfigError, RunError, NotImplementedError, ValueError, OSError) as e:   # OSError: a path that cannot be used
         print(f"modforge: error: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt:
         print("\nmodforge: interrupted. Run the same command again to resume (finished steps are kept).", file=sys.stderr)

@@ -6,17 +6,19 @@
 from __future__ import annotations
 import difflib, hashlib, json, os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
 
 # %% auto #0
-__all__ = ['STEP_NOTEBOOKS', 'STEP_INPUTS', 'Strict', 'RunSection', 'FixtureSpec', 'ModelSection', 'RuntimeSection',
-           'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate', 'CalibrationData', 'TrimSection',
-           'PruneSection', 'QuantizeSection', 'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec',
-           'SFTSection', 'TeachingSection', 'FailuresSection', 'DistillSection', 'RecoverySection', 'TeacherTier',
-           'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file', 'load_config',
-           'config_to_yaml', 'config_fingerprint']
+__all__ = ['STEP_NOTEBOOKS', 'STEP_INPUTS', 'Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'LocalTask',
+           'GATED_STEPS', 'ROW_HUMANEVAL', 'RESULT_RUNTIME_KEYS', 'Strict', 'RunSection', 'FixtureSpec', 'ModelSection',
+           'RuntimeSection', 'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate',
+           'CalibrationData', 'TrimSection', 'PruneSection', 'QuantizeSection', 'GGUFSection', 'PackSection',
+           'CalibrateSection', 'LoraSpec', 'TrainSpec', 'SFTSection', 'TeachingSection', 'FailuresSection',
+           'DistillSection', 'RecoverySection', 'TeacherTier', 'eval_figures', 'gate_problems', 'Config', 'ConfigError',
+           'validate_config', 'apply_override', 'read_config_file', 'load_config', 'config_to_yaml',
+           'config_fingerprint']
 
 # %% ../nbs/00_config.ipynb #67738fb8
 STEP_NOTEBOOKS: dict[str, str] = {
@@ -33,7 +35,8 @@ STEP_NOTEBOOKS: dict[str, str] = {
     "2E": "phase1/2E_recovery.ipynb",             # worst held-out samples under the compressed model -> teacher -> LoRA
     "2F": "phase1/2F_calibrate.ipynb",            # temperature scaling on multiple-choice logits, ECE, reliability plot
 }
-# the config sections each step reads: a change elsewhere does not re-run it (see the engine's fingerprints)
+# the config sections each step reads: a change elsewhere does not re-run it (see the engine's fingerprints);
+# runtime.seed and runtime.device count for every step (see `config_fingerprint`)
 STEP_INPUTS: dict[str, tuple[str, ...]] = {
     "baseline": ("model", "eval"),
     "0A": ("model", "vocab"),
@@ -53,6 +56,28 @@ STEP_INPUTS: dict[str, tuple[str, ...]] = {
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+# Every number carries its range, so a bad one stops `load_config` (and `--set`) naming its key, the value and the
+# range, instead of failing late inside a step or, worse, quietly meaning nothing. The bounds are what the code that
+# reads the number needs.
+Count = Annotated[int, Field(ge=1)]                    # a number of things, steps or tokens that cannot be zero
+Share = Annotated[float, Field(gt=0, lt=1)]            # a split of a whole that leaves something on both sides
+Coverage = Annotated[float, Field(gt=0, le=1)]         # a share of corpus tokens; 1.0 = every token seen
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]       # numpy and scikit-learn take unsigned 32-bit seeds
+ZstdLevel = Annotated[int, Field(ge=1, le=22)]         # zstd's compression levels
+
+def _sparsity(v):
+    if v == "2:4": return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+        raise ValueError(f"{v!r} is not a sparsity in (0, 1) or '2:4'")
+    return float(v)
+Sparsity = Annotated[float | Literal["2:4"], PlainValidator(_sparsity)]
+
+def _local_task(name: str) -> str:
+    from modforge_nb.tasks import GENERATORS   # imported when used: the config module stays free of later modules
+    if name not in GENERATORS: raise ValueError(f"unknown local task {name!r}; known: {', '.join(GENERATORS)}")
+    return name
+LocalTask = Annotated[str, AfterValidator(_local_task)]
+
 class RunSection(Strict):
     name: str                                   # a label; also the default run-id prefix
     description: str = ""
@@ -60,12 +85,12 @@ class RunSection(Strict):
 
 class FixtureSpec(Strict):
     "A tiny Llama built from a config, with the real SmolLM2 tokenizer: every step runs on CPU in seconds."
-    layers: int = 2
-    hidden: int = 64
-    heads: int = 4
-    kv_heads: int = 2
-    intermediate: int = 128
-    seed: int = 0
+    layers: Count = 2
+    hidden: Count = 64                          # a multiple of `heads`
+    heads: Count = 4                            # a multiple of `kv_heads`
+    kv_heads: Count = 2
+    intermediate: Count = 128
+    seed: Seed = 0
 
 class ModelSection(Strict):
     source: Literal["gguf_package", "gguf_file", "hf", "fixture"] = "gguf_package"
@@ -76,61 +101,62 @@ class ModelSection(Strict):
     fixture: FixtureSpec = Field(default_factory=FixtureSpec)
 
 class RuntimeSection(Strict):
-    "How to run, not what: changing it never invalidates a finished step."
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
-    threads: int = 0                            # torch threads; 0 = auto (1 on <=2 cores: shared cores thrash with 2)
+    "How to run. `seed` and `device` change what a step computes, so every step's fingerprint includes them; the rest never invalidates a finished step."
+    device: Literal["cpu", "cuda", "auto"] = "cpu"  # results differ by device: fingerprinted (`auto` as it resolves)
+    threads: int = Field(0, ge=0)               # torch threads; 0 = auto (1 on <=2 cores: shared cores thrash with 2)
     kernel: str = "python3"                     # Jupyter kernel papermill starts for each step
     cache_dir: str = "cache"                    # converted models (GGUF -> HF checkpoint), keyed by content hash
-    seed: int = 0
+    seed: Seed = 0                              # splits, sampling, training, calibration, clustering: fingerprinted
 
 class PerplexityEval(Strict):
     text: Literal["pydoc_topics"] = "pydoc_topics"  # held-out half of CPython's own documentation topics
-    max_tokens: int = 10_000
+    max_tokens: Count = 10_000
+    # tokens per scored window; not range-checked: the pipeline tests set 0 on purpose to make a step fail
     seq_len: int = 512
 
 class HumanEvalSpec(Strict):
-    limit: int | None = None                    # first N of the 164 problems; None = all
-    max_new_tokens: int = 256
-    batch_size: int = 8
-    timeout_s: float = 5.0                      # per problem, in the sandbox
-    memory_mb: int = 1024                       # address-space limit of the sandboxed process
-    workers: int = 2
+    limit: int | None = Field(None, ge=0)       # first N of the 164 problems; None = all; 0 = skip
+    max_new_tokens: Count = 256
+    batch_size: Count = 8
+    timeout_s: float = Field(5.0, gt=0)         # per problem, in the sandbox
+    memory_mb: int = Field(1024, ge=64)         # address-space limit of the sandboxed process (Python needs tens of MB)
+    workers: Count = 2
     prompt_style: Literal["auto", "chat", "completion"] = "auto"  # auto: chat if the tokenizer has a chat template
 
 class EvalSection(Strict):
     perplexity: PerplexityEval = Field(default_factory=PerplexityEval)
-    tasks: list[str] = Field(default_factory=lambda: ["arith_mc", "py_output_mc", "arith_gen"])
-    task_limit: int | None = None               # items per lm-eval task; None = all
-    batch_size: int = 8
+    tasks: list[LocalTask] = Field(default_factory=lambda: ["arith_mc", "py_output_mc", "arith_gen"])
+    task_limit: int | None = Field(None, ge=1)  # items per lm-eval task; None = all
+    batch_size: Count = 8
     humaneval: HumanEvalSpec = Field(default_factory=HumanEvalSpec)
     # HumanEval problems for each *compressed* artifact (the frontier); 0 = skip. On CPU it costs ~13 min an artifact.
-    compressed_humaneval_limit: int | None = 0
+    compressed_humaneval_limit: int | None = Field(0, ge=0)
 
 class VocabSection(Strict):
     corpus: list[Literal["pydoc_topics", "stdlib_source", "tasks"]] = Field(
-        default_factory=lambda: ["pydoc_topics", "stdlib_source", "tasks"])
-    max_chars: int = 2_000_000
-    coverage_levels: list[float] = Field(default_factory=lambda: [0.99, 0.995, 0.999, 0.9999])
-    target_coverage: float = 0.999
+        default_factory=lambda: ["pydoc_topics", "stdlib_source", "tasks"], min_length=1)
+    max_chars: Count = 2_000_000
+    coverage_levels: list[Coverage] = Field(default_factory=lambda: [0.99, 0.995, 0.999, 0.9999])
+    target_coverage: Coverage = 0.999
 
 class Gate(Strict):
     "A quality gate: every figure in `figures` may be at most `max_drop` (relative) worse than the reference model's."
-    figures: list[str] = Field(default_factory=lambda: ["ppl"])
-    max_drop: float = 0.03
+    figures: list[str] = Field(default_factory=lambda: ["ppl"], min_length=1)  # checked against what the evaluation makes
+    max_drop: float = Field(0.03, ge=0)         # 0.03 = 3% worse; a perplexity may more than double (> 1)
 
 class CalibrationData(Strict):
     "Calibration text for llm-compressor: the analysis half of the docs and stdlib source (never the held-out half)."
-    samples: int = 32
-    seq_len: int = 256
+    samples: Count = 32
+    seq_len: Count = 256
 
 class TrimSection(Strict):
-    coverage: float | None = None               # None: vocab.target_coverage (0A's K)
-    fallback_coverages: list[float] = Field(default_factory=lambda: [0.9999, 1.0])  # tried in turn if the gate fails
+    coverage: Coverage | None = None            # None: vocab.target_coverage (0A's K)
+    fallback_coverages: list[Coverage] = Field(default_factory=lambda: [0.9999, 1.0])  # tried in turn if the gate fails
     gate: Gate = Field(default_factory=lambda: Gate(figures=["bpb", "arith_mc_acc", "py_output_mc_acc"], max_drop=0.03))
 
 class PruneSection(Strict):
     method: Literal["wanda", "sparsegpt"] = "wanda"       # SparseGPT: ~9 s per linear module on 2 CPU cores
-    levels: list[float | Literal["2:4"]] = Field(default_factory=lambda: [0.5, 0.6, 0.7, "2:4"])
+    levels: list[Sparsity] = Field(default_factory=lambda: [0.5, 0.6, 0.7, "2:4"], min_length=1)
     gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.10))  # the sparsest level that passes
     # a level that already fails the gate on perplexity/bits-per-byte skips the task evaluation (saves ~1 min a
     # level on CPU); true: every level gets the whole suite
@@ -138,8 +164,8 @@ class PruneSection(Strict):
     calibration: CalibrationData = Field(default_factory=CalibrationData)
 
 class QuantizeSection(Strict):
-    methods: list[Literal["gptq", "awq"]] = Field(default_factory=lambda: ["gptq", "awq"])
-    group_size: int = 64                        # must divide the hidden size (576 for SmolLM2: 128 does not)
+    methods: list[Literal["gptq", "awq"]] = Field(default_factory=lambda: ["gptq", "awq"], min_length=1)
+    group_size: Count = 64                      # must divide the hidden size (576 for SmolLM2: 128 does not)
     gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.25))
     untouched_baseline: bool = True             # also quantize the untouched base: what a user would do instead
     calibration: CalibrationData = Field(default_factory=CalibrationData)
@@ -147,50 +173,56 @@ class QuantizeSection(Strict):
 class GGUFSection(Strict):
     types: list[str] = Field(default_factory=lambda: ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"])
     untouched_types: list[str] = Field(default_factory=lambda: ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"])  # of the base model
-    deliver: str = "Q4_K_M"                     # the type promoted as the pipeline's artifact
-    agreement_prompts: int = 100
-    continuation_tokens: int = 16
-    threads: int = 0                            # llama.cpp threads; 0 = as runtime.threads
+    deliver: str = "Q4_K_M"                     # the type promoted as the pipeline's artifact, if it passes `gate`
+    # the file that ships against the model it was exported from: a 4-bit GGUF costs a few % of perplexity
+    gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.10))
+    agreement_prompts: Count = 100
+    continuation_tokens: Count = 16
+    threads: int = Field(0, ge=0)               # llama.cpp threads; 0 = as runtime.threads
 
 class PackSection(Strict):
-    level: int = 19                             # zstd level
-    compare_levels: list[int] = Field(default_factory=list)  # measured on a sample and reported, not used
+    level: ZstdLevel = 19                       # zstd level
+    compare_levels: list[ZstdLevel] = Field(default_factory=list)  # measured on a sample and reported, not used
     # auto: a dictionary is trained on a sample and used if it beats one plain stream there; always: 1 MiB frames with a
     # dictionary (random access into the pack, whatever the size); never: one plain stream
     dictionary: Literal["auto", "always", "never"] = "auto"
     what: Literal["gguf", "all"] = "gguf"       # gguf: every GGUF of 2C; all: also the safetensors checkpoints
 
+def _choice_task(name: str) -> str:
+    if not name.endswith("_mc"): raise ValueError(f"{name!r} is not a multiple-choice task (temperature scaling needs choice log-likelihoods)")
+    return name
+
 class CalibrateSection(Strict):
-    tasks: list[str] = Field(default_factory=lambda: ["arith_mc", "py_output_mc"])
-    fit_share: float = 0.5                      # share of each task's items the temperature is fit on
-    bins: int = 10
+    tasks: list[Annotated[LocalTask, AfterValidator(_choice_task)]] = Field(default_factory=lambda: ["arith_mc", "py_output_mc"], min_length=1)
+    fit_share: Share = 0.5                      # share of each task's items the temperature is fit on; the rest is held out
+    bins: Count = 10                            # reliability bins of the ECE
 
 class LoraSpec(Strict):
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
+    r: Count = 16
+    alpha: Count = 32
+    dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
 
 class TrainSpec(Strict):
     "How a step fine-tunes with trl's SFTTrainer. Early stopping: `patience` evaluations without a lower validation loss."
     method: Literal["lora", "full"] = "lora"
     lora: LoraSpec = Field(default_factory=LoraSpec)
-    max_steps: int = 100
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_length: int = 256
-    learning_rate: float = 2e-4
-    eval_every: int = 20                        # steps between validation-loss evaluations
-    patience: int = 2
-    min_delta: float = 0.0                      # an evaluation must lower the loss by more than this to count
-    val_share: float = 0.1
+    max_steps: Count = 100
+    batch_size: Count = 4
+    grad_accum: Count = 1
+    max_length: Count = 256
+    learning_rate: float = Field(2e-4, gt=0, le=1)
+    eval_every: Count = 20                      # steps between validation-loss evaluations
+    patience: Count = 2                         # (0 would stop at the first evaluation, improving or not)
+    min_delta: float = Field(0.0, ge=0)         # an evaluation must lower the loss by more than this to count
+    val_share: Share = 0.1                      # share of the examples held out for the validation loss
 
 class SFTSection(Strict):
     "1A: the curated set (`default` = the one the project generates and ships) and how to train on it."
     data: str = "default"                       # `default` or a path to chat-format JSONL ({"messages": [...]})
     domains: list[str] = Field(default_factory=lambda: ["arithmetic", "word_problems", "python", "tool_calls", "logic"])
-    max_examples: int | None = None
-    checked_examples: int = 60                  # validation examples answered and verified before and after training
+    max_examples: int | None = Field(None, ge=1)
+    checked_examples: int = Field(60, ge=0)     # validation examples answered and verified before and after training
     train: TrainSpec = Field(default_factory=TrainSpec)
     gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.10))
 
@@ -198,36 +230,36 @@ class TeachingSection(Strict):
     "How the teacher steps use the `teachers` tiers (1B, 1C, 2E; the domain modifiers too)."
     cascade: list[str] = Field(default_factory=list)   # tier names in cascade order; empty: every tier, as listed
     judge: str | None = None                    # the tier that judges and labels; None: the last tier of the cascade
-    judge_bar: int = 8                          # keep what the judge scores >= this (1-10)
-    budget_usd: float | None = None             # for the whole run (the ledger); generation stops cleanly there
-    concurrency: int = 2
-    max_retries: int = 5
-    timeout_s: float = 300.0
-    max_tokens: int = 256
-    temperature: float = 0.0
+    judge_bar: int = Field(8, ge=1, le=10)      # keep what the judge scores >= this (its rubric scores 1-10)
+    budget_usd: float | None = Field(None, ge=0)  # for the whole run (the ledger); generation stops cleanly there
+    concurrency: Count = 2
+    max_retries: int = Field(5, ge=0)
+    timeout_s: float = Field(300.0, gt=0)
+    max_tokens: Count = 256
+    temperature: float = Field(0.0, ge=0, le=2)  # 0 = greedy; OpenAI-compatible APIs take 0-2
     local_model: str = "base"                   # what a tier with base_url `local` serves: the run's base model, or a path
 
 class FailuresSection(Strict):
     "1B: which evaluations to collect failures from, and the clustering."
-    humaneval_limit: int | None = 40            # HumanEval problems in 1B's (and 1C's) evaluation; 0 = none
-    max_failures: int = 400
-    k_min: int = 2
-    k_max: int = 8                              # k with the best silhouette score in [k_min, k_max]
-    label_examples: int = 5                     # failures shown to the judge to name a cluster
+    humaneval_limit: int | None = Field(40, ge=0)  # HumanEval problems in 1B's (and 1C's) evaluation; 0 = none
+    max_failures: Count = 400
+    k_min: int = Field(2, ge=2)                 # a silhouette score needs two clusters at least
+    k_max: int = Field(8, ge=2)                 # k with the best silhouette score in [k_min, k_max]
+    label_examples: Count = 5                   # failures shown to the judge to name a cluster
 
 class DistillSection(Strict):
     "1C: examples per cluster, the contamination filter, training."
-    per_cluster: int = 8
-    shots: int = 3                              # failures of the cluster shown to the teacher per request
-    ngram: int = 8                              # word n-gram overlap with any evaluation item drops an example
-    replay: int = 64                            # examples of the curated set mixed in (keeps 1A's skills)
+    per_cluster: Count = 8
+    shots: Count = 3                            # failures of the cluster shown to the teacher per request
+    ngram: Count = 8                            # word n-gram overlap with any evaluation item drops an example
+    replay: int = Field(64, ge=0)               # examples of the curated set mixed in (keeps 1A's skills)
     train: TrainSpec = Field(default_factory=lambda: TrainSpec(max_steps=40, eval_every=10))
     gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.10))
 
 class RecoverySection(Strict):
     "2E: rank passages by perplexity under the compressed model; teacher examples for the worst; a short LoRA."
-    passages: int = 200                         # passages of the analysis half of the docs (never the held-out half)
-    worst_share: float = 0.1
+    passages: Count = 200                       # passages of the analysis half of the docs (never the held-out half)
+    worst_share: float = Field(0.1, gt=0, le=1)
     train: TrainSpec = Field(default_factory=lambda: TrainSpec(max_steps=40, eval_every=10))
 
 class TeacherTier(Strict):
@@ -236,9 +268,55 @@ class TeacherTier(Strict):
     base_url: str
     model: str
     api_key_env: str | None = None
-    price_in_per_m: float = 0.0                 # USD per 1M input tokens
-    price_out_per_m: float = 0.0
+    price_in_per_m: float = Field(0.0, ge=0)    # USD per 1M input tokens
+    price_out_per_m: float = Field(0.0, ge=0)
 
+# %% ../nbs/00_config.ipynb #b7d2e9c4
+# the steps that judge candidates with a gate, and the config section that holds it
+GATED_STEPS: dict[str, str] = {"0B": "trim", "1A": "sft", "1C": "distill", "2A": "prune", "2B": "quantize", "2C": "gguf"}
+# the steps whose rows can be the current model, and the setting that limits HumanEval in the evaluation of those
+# rows (None: never HumanEval, a GGUF scored through llama.cpp)
+ROW_HUMANEVAL: dict[str, str | None] = {
+    "baseline": "eval.humaneval.limit", "0B": "eval.compressed_humaneval_limit", "1A": "eval.compressed_humaneval_limit",
+    "1C": "failures.humaneval_limit", "2A": "eval.compressed_humaneval_limit", "2B": "eval.compressed_humaneval_limit",
+    "2C": None}
+
+def eval_figures(ev: EvalSection, humaneval: bool = True) -> set[str]:
+    "The quality figures `run_suite` reports for `ev` (with HumanEval or without)."
+    from modforge_nb.tasks import lm_eval_task_config
+    tasks = {f"{t}_{m['metric']}" for t in ev.tasks for m in lm_eval_task_config(t)["metric_list"]}
+    return {"ppl", "bpb"} | tasks | ({"humaneval_pass@1"} if humaneval else set())
+
+def _setting(cfg, key: str):
+    node = cfg
+    for p in key.split("."): node = getattr(node, p)
+    return node
+
+def gate_problems(cfg) -> list[str]:
+    "One line for each gate figure, of the steps in `run.steps`, that a row the gate compares would not have."
+    out = []
+    for i, step in enumerate(cfg.run.steps):
+        if step not in GATED_STEPS: continue
+        rows = [("baseline", "the base model")] + [(s, f"{s}'s model") for s in cfg.run.steps[:i]
+                                                   if s in ROW_HUMANEVAL and s != "baseline"] + [(step, f"{step}'s candidates")]
+        made = {}   # row -> (its figures, why it has no HumanEval)
+        for s, what in rows:
+            key = ROW_HUMANEVAL[s]
+            on = key is not None and _setting(cfg, key) != 0
+            made[what] = (eval_figures(cfg.eval, on), "a GGUF is scored without HumanEval" if key is None else
+                          f"{key}={_setting(cfg, key)} runs no HumanEval")
+        common = set.intersection(*(f for f, _ in made.values()))
+        sec = GATED_STEPS[step]
+        for fig in _setting(cfg, sec).gate.figures:
+            lacking = [what for what, (f, _) in made.items() if fig not in f]
+            if not lacking: continue
+            why = ("; ".join(dict.fromkeys(made[w][1] for w in lacking)) if fig == "humaneval_pass@1" else
+                   f"no evaluation makes it: the tasks are eval.tasks = {cfg.eval.tasks}, a count such as <task>_n is no quality figure")
+            out.append(f"{sec}.gate.figures: {fig!r} is not made for {', '.join(lacking)} ({why}); "
+                       f"{step} can compare: {', '.join(sorted(common))}")
+    return out
+
+# %% ../nbs/00_config.ipynb #e3a4c6d1
 class Config(Strict):
     run: RunSection
     model: ModelSection = Field(default_factory=ModelSection)
@@ -258,6 +336,17 @@ class Config(Strict):
     distill: DistillSection = Field(default_factory=DistillSection)
     recovery: RecoverySection = Field(default_factory=RecoverySection)
 
+    @model_validator(mode="after")
+    def _consistent(self):
+        "Checks that span keys: each problem one line that names them."
+        f, fl = self.model.fixture, self.failures
+        out = [f"model.fixture.hidden = {f.hidden} is not a multiple of model.fixture.heads = {f.heads}"] * (f.hidden % f.heads != 0)
+        out += [f"model.fixture.heads = {f.heads} is not a multiple of model.fixture.kv_heads = {f.kv_heads}"] * (f.heads % f.kv_heads != 0)
+        out += [f"failures.k_min = {fl.k_min} is above failures.k_max = {fl.k_max}"] * (fl.k_min > fl.k_max)
+        out += gate_problems(self)
+        if out: raise ValueError("\n  ".join(out))
+        return self
+
 # %% ../nbs/00_config.ipynb #09522044
 class ConfigError(ValueError):
     "A config that cannot be used; the message names the bad key or value and the fix."
@@ -275,6 +364,41 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         cls = ann
     return cls
 
+def _unwrap(t, meta: list) -> tuple[Any, list, bool]:
+    "(type, its constraint metadata, whether None is allowed too) of an annotation, through Annotated and Optional."
+    import types, typing
+    nullable = False
+    while True:
+        if typing.get_origin(t) is Annotated:
+            t, *extra = typing.get_args(t)
+            meta = meta + [m for e in extra for m in (e.metadata if hasattr(e, "metadata") else [e])]
+        elif typing.get_origin(t) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(t) if a is not type(None)]
+            nullable = nullable or len(args) < len(typing.get_args(t))
+            if len(args) != 1: return t, meta, nullable
+            t = args[0]
+        else: return t, meta, nullable
+
+def _allowed(loc: tuple) -> str | None:
+    "The allowed range of the number at `loc`, as the schema declares it ('an integer >= 1, or null')."
+    import typing
+    t, meta, nullable = Config, [], False
+    try:
+        for part in loc:
+            t, meta, _ = _unwrap(t, meta)
+            if isinstance(part, int): t, meta = typing.get_args(t)[0], []
+            else: fi = t.model_fields[part]; t, meta = fi.annotation, list(fi.metadata)
+        t, meta, nullable = _unwrap(t, meta)
+    except (AttributeError, KeyError, IndexError): return None
+    b = {k: getattr(m, k) for m in meta for k in ("ge", "gt", "le", "lt") if getattr(m, k, None) is not None}
+    lo = ("[", b["ge"]) if "ge" in b else ("(", b["gt"]) if "gt" in b else None
+    hi = ("]", b["le"]) if "le" in b else (")", b["lt"]) if "lt" in b else None
+    if not (lo or hi): return None
+    rng = (f"in {lo[0]}{lo[1]}, {hi[1]}{hi[0]}" if lo and hi else
+           f"{'>=' if lo[0] == '[' else '>'} {lo[1]}" if lo else f"{'<=' if hi[0] == ']' else '<'} {hi[1]}")
+    kind = "an integer" if t is int else "a number"
+    return f"{kind} {rng}" + (", or null" if nullable else "")
+
 def _describe(err: dict) -> str:
     loc = tuple(err["loc"])
     where = ".".join(str(p) for p in loc)
@@ -286,11 +410,16 @@ def _describe(err: dict) -> str:
         return f"unknown key '{where}' (valid keys here: {', '.join(valid)}){hint}"
     if err["type"] == "missing":
         return f"missing required key '{where}'"
+    if err["type"] in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"bad value for '{where}': {err.get('input')!r} is out of range; allowed: {_allowed(loc) or err['msg']}"
+    if err["type"] == "value_error":   # our own validators: the message names the keys already
+        msg = err["msg"].removeprefix("Value error, ")
+        return f"bad value for '{where}': {msg}" if where else msg
     return f"bad value for '{where}': {err['msg']} (got {err.get('input')!r})"
 
 # %% ../nbs/00_config.ipynb #c06a74dd
 def validate_config(data: dict, source: str = "<config>") -> Config:
-    "Check `data` against the schema and the step registry; raise `ConfigError` listing every problem."
+    "Check `data` against the schema (ranges, gate figures) and the step registry; raise `ConfigError` listing every problem."
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a config is a YAML mapping, got {type(data).__name__}")
     try: cfg = Config.model_validate(data)
@@ -300,12 +429,6 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
     unknown = [s for s in cfg.run.steps if s not in STEP_NOTEBOOKS]
     if unknown:
         raise ConfigError(f"{source}: unknown step(s) {unknown} in run.steps; known steps: {', '.join(STEP_NOTEBOOKS)}")
-    if not 0 < cfg.vocab.target_coverage <= 1:
-        raise ConfigError(f"{source}: vocab.target_coverage must be in (0, 1], got {cfg.vocab.target_coverage}")
-    for lv in cfg.prune.levels:
-        if lv != "2:4" and not 0 < lv < 1: raise ConfigError(f"{source}: prune.levels: {lv} is not a sparsity in (0, 1) or '2:4'")
-    for c in [cfg.trim.coverage or cfg.vocab.target_coverage, *cfg.trim.fallback_coverages]:
-        if not 0 < c <= 1: raise ConfigError(f"{source}: trim coverages must be in (0, 1], got {c}")
     known = {"F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1", "Q3_K_M", "Q3_K_L", "Q3_K_S", "Q2_K"}
     for t in [*cfg.gguf.types, *cfg.gguf.untouched_types, cfg.gguf.deliver]:
         if t not in known: raise ConfigError(f"{source}: gguf type {t!r} unknown; known: {', '.join(sorted(known))}")
@@ -366,8 +489,11 @@ def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> Config:
 def config_to_yaml(cfg: Config) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
-def config_fingerprint(cfg: Config, sections: tuple[str, ...] | None = None) -> str:
-    "sha256 of the given config sections (default: all but `runtime`: how to run does not change results)."
+RESULT_RUNTIME_KEYS = ("seed", "device")   # the runtime keys that change what a step computes (see above)
+
+def config_fingerprint(cfg: Config, sections: tuple[str, ...] | None = None, device: str | None = None) -> str:
+    "sha256 of the given config sections (default: all) and of `runtime.seed` and `runtime.device` (`device`: what `auto` resolved to)."
     d = cfg.model_dump(mode="json")
-    d = {k: v for k, v in d.items() if (k in sections if sections else k != "runtime")}
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+    runtime = {k: d["runtime"][k] for k in RESULT_RUNTIME_KEYS} | ({"device": device} if device else {})
+    d = {k: v for k, v in d.items() if k != "runtime" and (not sections or k in sections)}
+    return hashlib.sha256(json.dumps(d | {"runtime": runtime}, sort_keys=True).encode()).hexdigest()

@@ -8,8 +8,8 @@ import datetime as dt, hashlib, importlib.util, json, os, shutil, sys, time
 from pathlib import Path
 from .config import Config, STEP_NOTEBOOKS, STEP_INPUTS, load_config, config_fingerprint, config_to_yaml
 from .fsutil import file_lock, LockHeld, atomic_write_text
-from .runs import Run, RunError, project_root, now, default_runs_dir, format_metrics
-from .models import model_source_file
+from .runs import Run, RunError, process_stamp, project_root, now, default_runs_dir, format_metrics
+from .models import model_source_file, resolve_device
 
 # %% auto #0
 __all__ = ['STEP_PARAMETERS', 'TEACHER_STEPS', 'StepFailed', 'notebook_path', 'notebook_code_hash', 'library_hash',
@@ -39,9 +39,10 @@ def library_hash() -> str:
 
 def fingerprints(cfg: Config) -> dict[str, str]:
     "The chained fingerprint of each step of `run.steps`."
+    device = resolve_device("auto") if cfg.runtime.device == "auto" else None   # `auto`: what it picks here
     prev, lib, out = "", library_hash(), {}
     for sid in cfg.run.steps:
-        parts = [prev, sid, config_fingerprint(cfg, STEP_INPUTS.get(sid)), lib, notebook_code_hash(notebook_path(sid))]
+        parts = [prev, sid, config_fingerprint(cfg, STEP_INPUTS.get(sid), device), lib, notebook_code_hash(notebook_path(sid))]
         prev = out[sid] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return out
 
@@ -64,7 +65,7 @@ def execute_step(run: Run, step: str, fingerprint: str | None, kernel: str, prog
     check_parameters(nb, params)
     out.parent.mkdir(exist_ok=True)  # the step folder itself is emptied by StepContext.open in the kernel
     def start(m):
-        m["steps"][step] = {"status": "running", "started": now(), "pid": os.getpid(), "fingerprint": fingerprint,
+        m["steps"][step] = {"status": "running", "started": now(), **process_stamp(), "fingerprint": fingerprint,
                             "notebook": str(out.relative_to(run.path))}
     run.update(start)
     try:

@@ -15,11 +15,18 @@ __all__ = ['pydoc_topics', 'stdlib_source', 'perplexity', 'lm_eval_tasks']
 
 # %% ../nbs/03_evaluate.ipynb #fcff7956
 def pydoc_topics(split: str = "heldout") -> str:
-    "Half of CPython's documentation topics: `heldout` (odd positions) or `analysis` (even)."
+    "Half of CPython's documentation topics: `heldout` (odd positions) or `analysis` (even, less any held-out topic it quotes)."
     from pydoc_data.topics import topics
     if split not in ("heldout", "analysis"): raise ValueError(f"split must be 'heldout' or 'analysis', got {split!r}")
-    keys = sorted(topics)[(1 if split == "heldout" else 0)::2]
-    return "\n\n".join(topics[k].strip() for k in keys)
+    keys = sorted(topics)
+    held = [topics[k].strip() for k in keys[1::2]]
+    if split == "heldout": return "\n\n".join(held)
+    texts = []
+    for k in keys[0::2]:           # some topics quote others whole (`else` repeats the `if` topic): cut held-out text out
+        t = topics[k].strip()
+        for h in held: t = t.replace(h, "")
+        if t.strip(): texts.append(t.strip())
+    return "\n\n".join(texts)
 
 def stdlib_source(max_chars: int = 1_000_000) -> str:
     "Python source from the standard library (sorted files, tests excluded), up to `max_chars`."

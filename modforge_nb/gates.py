@@ -4,6 +4,7 @@
 
 # %% ../nbs/08a_gates.ipynb #54e486c4
 from __future__ import annotations
+import math
 from .config import Gate  # re-exported: steps build ad-hoc gates
 
 # %% auto #0
@@ -25,12 +26,14 @@ def check_gate(ref: dict, new: dict, gate: Gate) -> dict:
     if missing:
         raise KeyError(f"gate figures {missing} are missing from the rows compared (have: {sorted(k for k in new if isinstance(new[k], float))}); "
                        "fix the gate's `figures` in the config or the evaluation that makes them")
-    drops = {f: relative_drop(ref[f], new[f], f) for f in gate.figures}
-    worst = max(drops, key=drops.get)
-    ok = drops[worst] <= gate.max_drop
-    why = ", ".join(f"{f} {ref[f]:.4g} -> {new[f]:.4g} ({abs(drops[f]):.1%} {'worse' if drops[f] > 0 else 'better'})" for f in gate.figures)
-    return {"passed": ok, "drops": drops,
-            "reason": f"{'within' if ok else 'over'} the {gate.max_drop:.0%} bound: {why}"}
+    bad = [f for f in gate.figures if not (math.isfinite(ref[f]) and math.isfinite(new[f]))]
+    drops = {f: float("inf") if f in bad else relative_drop(ref[f], new[f], f) for f in gate.figures}
+    ok = not bad and all(d <= gate.max_drop for d in drops.values())
+    def why(f):
+        if f in bad: return f"{f} {ref[f]:.4g} -> {new[f]:.4g} (not a finite number)"
+        return f"{f} {ref[f]:.4g} -> {new[f]:.4g} ({abs(drops[f]):.1%} {'worse' if drops[f] > 0 else 'better'})"
+    head = (f"fails: {', '.join(bad)} not a finite number" if bad else f"{'within' if ok else 'over'} the {gate.max_drop:.0%} bound")
+    return {"passed": ok, "drops": drops, "reason": f"{head}: {', '.join(why(f) for f in gate.figures)}"}
 
 def pick_passing(ref: dict, candidates: list[dict], gate: Gate, rank=lambda c: c.get("bytes", 0)) -> tuple[dict | None, list[dict]]:
     "The passing candidate with the lowest `rank` (default: the smallest; ties: the best worst drop), and every verdict."

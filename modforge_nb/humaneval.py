@@ -85,7 +85,7 @@ def check(problem: dict, completion: str, timeout_s: float = 5.0, memory_mb: int
     "Run a problem's tests against a completion in the sandbox."
     r = run_python(program(problem, completion), timeout_s=timeout_s, memory_mb=memory_mb)
     return {"task_id": problem["task_id"], "passed": r.status == "passed", "status": r.status,
-            "completion": completion, "error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""}
+            "completion": completion, "error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.reason}
 
 def humaneval(model, tok, limit=None, max_new_tokens=256, batch_size=8, timeout_s=5.0, memory_mb=1024, workers=2,
               prompt_style="auto", progress=True) -> dict:

@@ -4,13 +4,13 @@
 
 # %% ../nbs/10_pack.ipynb #d202691b
 from __future__ import annotations
-import hashlib, json, os
+import contextlib, hashlib, json, os, re, tempfile
 from pathlib import Path
-from .fsutil import sha256_file
+from .fsutil import sha256_file, atomic_write_bytes, atomic_write_text
 
 # %% auto #0
-__all__ = ['CHUNK', 'PackError', 'sample_chunks', 'train_dictionary', 'dictionary_trial', 'pack_file', 'unpack_file',
-           'verify_pack']
+__all__ = ['CHUNK', 'PackError', 'sample_chunks', 'train_dictionary', 'dictionary_trial', 'pack_file', 'pack_record',
+           'unpack_file', 'verify_pack']
 
 # %% ../nbs/10_pack.ipynb #c3e648fb
 CHUNK = 1 << 20
@@ -76,43 +76,97 @@ def pack_file(src: str | Path, out_dir: str | Path, level: int = 19, dictionary:
         except zstd.ZstdError as e: info["dictionary_trial"] = {"helps": False, "note": f"training failed ({e}): too little data"}
     if dictionary == "always" or info.get("dictionary_trial", {}).get("helps"):
         d = train_dictionary(pieces)
-        _compress_framed(src, tmp, level, d); dpath.write_bytes(d.as_bytes()); info["dictionary"] = True
+        _compress_framed(src, tmp, level, d); atomic_write_bytes(dpath, d.as_bytes()); info["dictionary"] = True
     else: _compress_stream(src, tmp, level, threads)
     info["packed_bytes"] = tmp.stat().st_size + (dpath.stat().st_size if info["dictionary"] else 0)
     info["ratio"] = info["bytes"] / info["packed_bytes"]; info["saved"] = 1 - info["packed_bytes"] / info["bytes"]
     os.replace(tmp, dst)
     if not info["dictionary"]: dpath.unlink(missing_ok=True)
-    (out_dir / (src.name + ".pack.json")).write_text(json.dumps(info, indent=1))
+    atomic_write_text(out_dir / (src.name + ".pack.json"), json.dumps(info, indent=1))   # never a torn record
     verify_pack(dst)
     return info
 
 # %% ../nbs/10_pack.ipynb #03843e31
-def unpack_file(packed: str | Path, out: str | Path | None = None) -> tuple[str, int]:
-    "Decompress `packed` (to `out`, or only hash it); (sha256, bytes). Raises `PackError` on any corruption."
+def _redo(packed: Path) -> str:
+    "How to make a pack again: step 2D of the run that holds it (the command is complete when `packed` lies in a run)."
+    run = next((d.parent for d in packed.resolve().parents if d.name == "2D" and (d.parent / "manifest.json").exists()), None)
+    cmd = (f"modforge --runs-dir {run.parent} run {run / 'config.yaml'} --run-id {run.name} --from 2D" if run
+           else "modforge run CONFIG --run-id RUN --from 2D")
+    return f"Re-run step 2D to pack it again from the artifact: `{cmd}`"
+
+def _record_problem(meta) -> str | None:
+    if not isinstance(meta, dict): return f"it holds a {type(meta).__name__}, not a JSON object"
+    if type(meta.get("bytes")) is not int or meta["bytes"] < 0: return "no 'bytes' count"
+    if not isinstance(meta.get("sha256"), str) or not re.fullmatch("[0-9a-f]{64}", meta["sha256"]): return "no 'sha256' digest"
+    if not isinstance(meta.get("dictionary"), bool): return "no 'dictionary' flag"
+    return None
+
+def pack_record(packed: str | Path) -> tuple[dict, bytes | None]:
+    "The `.pack.json` record beside `packed` and its dictionary's bytes (None without one); `PackError` naming what is wrong."
+    packed = Path(packed)
+    if packed.suffix != ".zst": raise PackError(f"{packed} is not a .zst file: unpack restores the .zst files of step 2D")
+    if not packed.exists(): raise PackError(f"packed file not found: {packed}")
+    if not packed.is_file(): raise PackError(f"{packed} is a folder, not a packed file (the .zst files are inside it)")
+    meta_p, dpath = packed.with_name(packed.name[:-4] + ".pack.json"), packed.with_name(packed.name[:-4] + ".zdict")
+    raw = f"`zstd -d {packed}`" + (f" (with `-D {dpath}`)" if dpath.exists() else "")
+    if not meta_p.exists():
+        raise PackError(f"{packed}: its record {meta_p} is missing, so the restored bytes cannot be checked (it was not made "
+                        f"by pack_file, or the record was deleted). To recover: {_redo(packed)}; or restore it unchecked: {raw}")
+    try: meta = json.loads(meta_p.read_text()); why = _record_problem(meta)
+    except (ValueError, OSError) as e: why = f"{type(e).__name__}: {' '.join(str(e).split())}"
+    if why: raise PackError(f"corrupt pack record {meta_p}: {why}. To recover: {_redo(packed)}; or restore it unchecked: {raw}")
+    if not meta["dictionary"]: return meta, None
+    if not dpath.is_file(): raise PackError(f"{packed} was packed with a dictionary, but {dpath} is missing. {_redo(packed)}")
+    return meta, dpath.read_bytes()
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve(): return True
+    with contextlib.suppress(OSError): return os.path.samefile(a, b)   # hard links, bind mounts
+    return False
+
+def _check_output(packed: Path, out: Path, force: bool) -> None:
+    "Refuse an output that is part of the pack (even with `force`), an existing file (without it), or an impossible path."
+    pack = [packed, packed.with_name(packed.name[:-4] + ".pack.json"), packed.with_name(packed.name[:-4] + ".zdict")]
+    for q in pack:
+        if _same_file(out, q): raise PackError(f"refusing to write the restored file over {q}: it is part of the pack; pick another -o")
+    if out.is_dir(): raise PackError(f"{out} is a folder: give the file to write, e.g. -o {out / packed.name[:-4]}")
+    if (out.exists() or out.is_symlink()) and not force: raise PackError(f"{out} exists; pass --force to replace it")
+    if not out.parent.is_dir(): raise PackError(f"cannot write {out}: folder {out.parent} does not exist")
+
+def unpack_file(packed: str | Path, out: str | Path | None = None, force: bool = False) -> tuple[str, int]:
+    "Decompress `packed` (to `out`, atomically, or only hash it); (sha256, bytes). Raises `PackError` on any corruption."
     import zstandard as zstd
     packed = Path(packed)
-    meta_p = packed.with_name(packed.name[:-4] + ".pack.json")
-    if not meta_p.exists(): raise PackError(f"{packed}: no {meta_p.name} beside it; it was not made by pack_file")
-    meta = json.loads(meta_p.read_text())
-    dpath = packed.with_name(packed.name[:-4] + ".zdict")
-    d = zstd.ZstdCompressionDict(dpath.read_bytes()) if meta["dictionary"] else None
-    h, n = hashlib.sha256(), 0
-    tmp = Path(out).with_name(Path(out).name + ".partial") if out else None
+    meta, dict_bytes = pack_record(packed)
+    d = zstd.ZstdCompressionDict(dict_bytes) if dict_bytes is not None else None
+    out = Path(out) if out is not None else None
+    if out is not None: _check_output(packed, out, force)
+    h, n, tmp = hashlib.sha256(), 0, None
     try:
-        with open(packed, "rb") as fi, (open(tmp, "wb") if tmp else open(os.devnull, "wb")) as fo:
+        if out is not None:   # a private temporary file beside `out`: renamed into place only once its sha256 checks out
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent); fo = os.fdopen(fd, "wb")
+        else: fo = open(os.devnull, "wb")
+        with open(packed, "rb") as fi, fo:
             reader = zstd.ZstdDecompressor(dict_data=d).stream_reader(fi, read_across_frames=True)
             try:
                 while b := reader.read(CHUNK):
                     h.update(b); n += len(b); fo.write(b)
             except zstd.ZstdError as e:
-                raise PackError(f"{packed} is corrupt: zstd says {e}. Re-run step 2D to pack it again from the artifact.") from None
+                raise PackError(f"{packed} is corrupt: zstd says {e}. {_redo(packed)}") from None
+            if tmp: fo.flush(); os.fsync(fo.fileno())
         if h.hexdigest() != meta["sha256"] or n != meta["bytes"]:
             raise PackError(f"{packed} restores to {n:,} bytes with sha256 {h.hexdigest()[:16]}…, expected {meta['bytes']:,} bytes "
-                            f"and {meta['sha256'][:16]}…: the packed file is corrupt. Re-run step 2D.")
+                            f"and {meta['sha256'][:16]}…: the packed file is corrupt. {_redo(packed)}")
+        if tmp:
+            if force: os.replace(tmp, out)
+            else:   # no-clobber even against a file created meanwhile: link fails if `out` exists
+                try: os.link(tmp, out)
+                except FileExistsError: raise PackError(f"{out} exists; pass --force to replace it") from None
+                except OSError: os.replace(tmp, out)   # a filesystem without hard links: checked above
+                else: os.unlink(tmp)
     except BaseException:
-        if tmp: tmp.unlink(missing_ok=True)   # nothing half-restored is left behind
+        if tmp: Path(tmp).unlink(missing_ok=True)   # nothing half-restored is left behind
         raise
-    if out: os.replace(tmp, out)
     return h.hexdigest(), n
 
 def verify_pack(packed: str | Path) -> str:

@@ -6,13 +6,15 @@
 from __future__ import annotations
 import datetime as dt, os, platform
 from pathlib import Path
-from .runs import Run, metric_rows, write_metrics, step_seconds, current_model
+from .runs import Run, metric_rows, write_metrics, step_seconds, step_state, current_model
 from .fsutil import atomic_write_text, atomic_write_png
 
 # %% auto #0
-__all__ = ['SIZE_KEYS', 'PANELS', 'KIND_STYLE', 'quality_keys', 'plot_quality_vs_size', 'machine', 'build_report']
+__all__ = ['NO_SIZES', 'SIZE_KEYS', 'PANELS', 'KIND_STYLE', 'quality_keys', 'plot_quality_vs_size', 'machine', 'build_report']
 
 # %% ../nbs/05_report.ipynb #bcff76e4
+NO_SIZES = "no sized artifacts yet"
+
 SIZE_KEYS = {"artifact", "step", "bytes", "params", "bits_per_param", "source_bytes", "label", "kind"}
 PANELS = [("ppl", "perplexity (held-out docs) ↓"), ("bpb", "bits per byte (held-out docs) ↓"), ("humaneval_pass@1", "HumanEval pass@1 ↑")]
 # how each kind of row is drawn: the pipeline's artifacts against what a user would do instead
@@ -34,7 +36,11 @@ def plot_quality_vs_size(rows: list[dict], title: str = "", highlight: str | Non
     "One panel per quality figure against size; rows coloured by kind; `highlight` (the delivered artifact) starred."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = [r for r in rows if r.get("bytes")]
+    rows = [r for r in rows if isinstance(r.get("bytes"), (int, float)) and r["bytes"] > 0]
+    if not rows:   # e.g. only 0A has run: an honest empty plot, not a crash
+        fig, ax = plt.subplots(figsize=(5.2, 4.0)); ax.axis("off")
+        ax.text(0.5, 0.5, NO_SIZES, ha="center", va="center", fontsize=12, transform=ax.transAxes)
+        fig.suptitle(title or "Quality versus size"); return fig
     keys = quality_keys(rows) or [("bytes", "size")]
     ncol = min(3, len(keys)); nrow = -(-len(keys) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 4.0 * nrow), squeeze=False)
@@ -48,7 +54,7 @@ def plot_quality_vs_size(rows: list[dict], title: str = "", highlight: str | Non
             seen.setdefault(label, h)
             if r["artifact"] == highlight: ax.scatter(r["bytes"] / 1e6, r[k], marker="*", s=260, facecolors="none", edgecolors="k", zorder=4)
             ax.annotate(r["artifact"], (r["bytes"] / 1e6, r[k]), fontsize=6, xytext=(3, 3), textcoords="offset points", alpha=0.8)
-        if sizes and max(sizes) / max(min(sizes), 1e-9) > 10: ax.set_xscale("log")
+        if max(sizes) / min(sizes) > 10: ax.set_xscale("log")
         else: ax.set_xlim(0, max(sizes) * 1.2)   # from zero: how much smaller an artifact is reads at a glance
         ys = [r[k] for r in pts]
         if ys and min(ys) > 0 and max(ys) / min(ys) > 10: ax.set_yscale("log")   # a pruning grid can explode perplexity
@@ -87,7 +93,7 @@ def build_report(run: Run) -> Path:
     steps = []
     for sid in cfg.run.steps:
         s = m["steps"].get(sid, {"status": "pending"})
-        steps.append({"step": sid, "status": s["status"], "seconds": step_seconds(s), "notebook": s.get("notebook", "")})
+        steps.append({"step": sid, "status": step_state(s), "seconds": step_seconds(s), "notebook": s.get("notebook", "")})
     size_cols = ["artifact", "kind", "bytes", "params", "bits_per_param"]
     qcols = [k for k, _ in quality_keys(rows)]
     md = [f"# Run `{run.id}`", f"{cfg.run.description or cfg.run.name} — config `{cfg.run.name}`, model source "
@@ -97,8 +103,10 @@ def build_report(run: Run) -> Path:
           "".join(f"- **{sid}**: {note}\n" for sid in cfg.run.steps for note in m["steps"].get(sid, {}).get("notes", []))
           + (f"- **current model**: `{cur['artifact']}` from step {cur['step']}\n" if cur else ""),
           "## Steps", _table(steps, ["step", "status", "seconds", "notebook"]),
-          "## Artifacts", _table(rows, size_cols + qcols), "![quality versus size](quality_vs_size.png)"]
-    pairs = [(r, by[f"untouched-{r['artifact']}"]) for by in [{x["artifact"]: x for x in rows}] for r in rows
+          "## Artifacts", _table(rows, size_cols + qcols) if rows else f"_{NO_SIZES}: no done step has recorded an artifact row._\n",
+          "![quality versus size](quality_vs_size.png)"]
+    sized = [r for r in rows if isinstance(r.get("bytes"), (int, float))]
+    pairs = [(r, by[f"untouched-{r['artifact']}"]) for by in [{x["artifact"]: x for x in sized}] for r in sized
              if f"untouched-{r['artifact']}" in by]
     if pairs:   # the same tool on the untouched base: what the rest of the pipeline buys, figure by figure
         cmp = [{"artifact": r["artifact"], "MB": r["bytes"] / 1e6, "untouched MB": u["bytes"] / 1e6,

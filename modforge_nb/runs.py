@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_runs.ipynb #e84086e8
 from __future__ import annotations
-import datetime as dt, json, os, shutil, tempfile
+import datetime as dt, json, os, re, shutil, socket, tempfile
 from pathlib import Path
 from typing import Any
 import yaml
@@ -13,14 +13,25 @@ from .config import Config, validate_config, config_to_yaml, load_config
 from .fsutil import atomic_write_json, atomic_write_text, atomic_write_png, artifact_digest, file_lock, link_or_copy
 
 # %% auto #0
-__all__ = ['MANIFEST_FORMAT', 'STATUSES', 'RunError', 'project_root', 'now', 'default_runs_dir', 'step_seconds', 'format_metrics',
-           'Run', 'lineage', 'current_model', 'step_order', 'metric_rows', 'write_metrics', 'StepContext']
+__all__ = ['MANIFEST_FORMAT', 'STATUSES', 'RUN_ID_PATTERN', 'RUN_ID_RULE', 'RunError', 'check_run_id', 'project_root', 'now',
+           'default_runs_dir', 'step_seconds', 'format_metrics', 'Run', 'manifest_problem', 'process_started',
+           'process_stamp', 'process_alive', 'step_state', 'lineage', 'current_model', 'step_order', 'metric_rows',
+           'write_metrics', 'StepContext']
 
 # %% ../nbs/02_runs.ipynb #4680ef67
 MANIFEST_FORMAT = 1
 STATUSES = ("pending", "running", "done", "failed")
 
 class RunError(RuntimeError): "A run folder that cannot be used as it is; the message says why and what to do."
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+RUN_ID_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, and no '..'"
+
+def check_run_id(run_id) -> str:
+    "`run_id` if it is a plain folder name (it becomes `runs/<run_id>/`); else `RunError` naming it and the rule."
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id) or ".." in run_id:
+        raise RunError(f"invalid run id {run_id!r}: a run id is {RUN_ID_RULE}")
+    return run_id
 
 def project_root() -> Path:
     "The checkout that holds `configs/` and `nbs/` (the package's parent in a development install)."
@@ -53,7 +64,8 @@ class Run:
 
     @classmethod
     def create(cls, path, cfg: Config) -> "Run":
-        run = cls(path)
+        run = cls(path); check_run_id(run.id)
+        if run.path.exists() and not run.path.is_dir(): raise RunError(f"{run.path} is a file, not a run folder; pick another --run-id")
         if run.path.exists() and any(run.path.iterdir()):
             raise RunError(f"{run.path} exists and is not a ModForge run (no manifest.json); refusing to write into it. "
                            "Pick another --run-id.")
@@ -70,20 +82,55 @@ class Run:
         return run
 
 # %% ../nbs/02_runs.ipynb #50ecfaf3
+def _kind(v) -> str: return "null" if v is None else f"a {type(v).__name__}"
+
+_STEP_FIELDS = {"started": str, "ended": str, "fingerprint": str, "notebook": str, "error": str, "host": str, "promotes": str,
+                "pid_started": (int, float), "artifacts": dict, "rows": list, "metrics": dict, "inputs": dict, "notes": list}
+_NULLABLE = {"ended", "fingerprint", "notebook", "error", "promotes", "pid_started"}   # what the engine itself writes as null
+
+def manifest_problem(m) -> str | None:
+    "What makes the parsed JSON `m` unusable as a manifest (None when it is one): the shape every reader relies on."
+    if not isinstance(m, dict): return f"it holds {_kind(m)}, not a JSON object"
+    if m.get("format") != MANIFEST_FORMAT: return f"its format is {m.get('format')!r}, not {MANIFEST_FORMAT}"
+    if not isinstance(m.get("steps"), dict): return f"'steps' is {_kind(m.get('steps'))}, not an object of step entries"
+    for sid, s in m["steps"].items():
+        if not isinstance(s, dict): return f"step {sid} is {_kind(s)}, not an object"
+        if s.get("status") not in STATUSES: return f"step {sid} has unknown status {s.get('status')!r}"
+        for k, t in _STEP_FIELDS.items():
+            if k in s and not isinstance(s[k], t) and not (s[k] is None and k in _NULLABLE): return f"step {sid}: {k!r} is {_kind(s[k])}"
+        for k in [k for k in ("started", "ended") if s.get(k)]:
+            try: dt.datetime.fromisoformat(s[k])
+            except ValueError: return f"step {sid}: {k!r} is not a time: {s[k]!r}"
+        pid = s.get("pid")
+        if pid is not None and (type(pid) is not int or pid <= 0): return f"step {sid}: 'pid' is {pid!r}, not a process id"
+        for name, a in s.get("artifacts", {}).items():
+            if not isinstance(a, dict) or not isinstance(a.get("path"), str): return f"step {sid}: artifact {name!r} has no path"
+            if Path(a["path"]).is_absolute() or ".." in Path(a["path"]).parts:
+                return f"step {sid}: artifact {name!r} points outside the run folder ({a['path']!r})"
+            if s["status"] == "done" and not (type(a.get("bytes")) is int and isinstance(a.get("sha256"), str)):
+                return f"step {sid}: artifact {name!r} has no size and sha256"
+        if any(not isinstance(r, dict) or not isinstance(r.get("artifact"), str) for r in s.get("rows", [])):
+            return f"step {sid}: a metrics row is not an object naming its artifact"
+        if s["status"] == "done" and s.get("promotes") and s["promotes"] not in s.get("artifacts", {}):
+            return f"step {sid} promotes {s['promotes']!r}, which is not one of its artifacts"
+    return None
+
+def _usable(p: Path) -> bool:
+    try: return manifest_problem(json.loads(p.read_text())) is None
+    except (OSError, ValueError): return False
+
 @patch
 def manifest(self: Run) -> dict:
-    "The manifest, checked; a missing or corrupt one raises `RunError` saying how to recover."
+    "The manifest, checked (JSON and shape); a missing, torn or malformed one raises `RunError` saying how to recover."
     p = self.manifest_path
-    bak = p.with_name("manifest.json.bak")
-    fix = (f" The artifacts in {self.path} are untouched. To recover: `cp {bak} {p}`" if bak.exists()
-           else f" The artifacts in {self.path} are untouched; start a new run with another --run-id.")
-    if not p.exists(): raise RunError(f"{self.path} has no manifest.json, so it is not a usable run.{fix}")
+    def refuse(why: str):   # the way back: the previous manifest if it is a good one, else a new run
+        bak = p.with_name("manifest.json.bak")
+        fix = (f"To recover: `cp {bak} {p}`" if _usable(bak) else "Start a new run with another --run-id.")
+        return RunError(f"{why}. The artifacts in {self.path} are untouched. {fix}")
+    if not p.exists(): raise refuse(f"{self.path} has no manifest.json, so it is not a usable run")
     try: m = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise RunError(f"corrupt manifest {p}: {e}.{fix}") from None
-    if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT or not isinstance(m.get("steps"), dict):
-        raise RunError(f"manifest {p} is not a ModForge manifest of format {MANIFEST_FORMAT}.{fix}")
-    for sid, s in m["steps"].items():
-        if s.get("status") not in STATUSES: raise RunError(f"manifest {p}: step {sid} has unknown status {s.get('status')!r}.{fix}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise refuse(f"corrupt manifest {p}: {e}") from None
+    if why := manifest_problem(m): raise refuse(f"corrupt manifest {p}: {why}")
     return m
 
 @patch
@@ -99,7 +146,45 @@ def update(self: Run, fn) -> dict:
 def config(self: Run) -> Config:
     p = self.path / "config.yaml"
     if not p.exists(): raise RunError(f"{self.path} has no config.yaml")
-    return validate_config(yaml.safe_load(p.read_text()), source=str(p))
+    try: data = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        prev = p.with_name("config.prev.yaml")
+        raise RunError(f"corrupt config {p}: {' '.join(str(e).split())}. To recover: "
+                       + (f"`cp {prev} {p}` (the config before the last change)" if prev.exists() else
+                          "run `modforge run CONFIG --run-id " + self.id + "` again with the config it was made from")) from None
+    return validate_config(data, source=str(p))
+
+# %% ../nbs/02_runs.ipynb #5d1e7a20
+def process_started(pid: int) -> float | None:
+    "When process `pid` started (epoch seconds, from /proc via psutil), or None if there is no such process."
+    import psutil
+    try: return psutil.Process(pid).create_time()
+    except (psutil.Error, ValueError): return None
+
+def process_stamp() -> dict:
+    "Who this process is: pid, host and start time, for the manifest entry of the step it runs."
+    return {"pid": os.getpid(), "host": socket.gethostname(), "pid_started": process_started(os.getpid())}
+
+def process_alive(pid: int, started: float | None = None) -> bool:
+    "Whether `pid` is a live process (not a zombie) and, given `started`, the same process that was recorded."
+    import psutil
+    if type(pid) is not int or pid <= 0: return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass   # alive, another user's
+    try:
+        p = psutil.Process(pid)
+        if p.status() == psutil.STATUS_ZOMBIE: return False
+        if started is not None and abs(p.create_time() - started) > 1.0: return False   # the pid now names another process
+    except psutil.NoSuchProcess: return False
+    except psutil.AccessDenied: pass
+    return True
+
+def step_state(s: dict) -> str:
+    "A manifest step's status for display: `interrupted` for a `running` step whose process is gone."
+    st = s.get("status", "pending")
+    if st != "running" or s.get("host") not in (None, socket.gethostname()) or s.get("pid") is None: return st
+    return "running" if process_alive(s["pid"], s.get("pid_started")) else "interrupted"
 
 # %% ../nbs/02_runs.ipynb #14747048
 def lineage(run: Run, before: str | None = None) -> list[dict]:
@@ -160,7 +245,7 @@ class StepContext:
         def start(m):
             s = m["steps"].setdefault(step, {})
             if s.get("status") != "running":  # the engine marks it running itself (with its fingerprint)
-                s.update(status="running", started=now(), pid=os.getpid(), fingerprint=None)
+                s.update(status="running", started=now(), fingerprint=None, **process_stamp())
             for k in ("artifacts", "rows", "metrics", "promotes", "error", "ended"): s.pop(k, None)
         run.update(start)
         return ctx

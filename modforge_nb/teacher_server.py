@@ -4,11 +4,13 @@
 
 # %% ../nbs/12a_teacher_server.ipynb #7d29420a
 from __future__ import annotations
-import json, threading, time, uuid
+import errno, json, logging, math, re, socket, threading, time, uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # %% auto #0
-__all__ = ['LocalTeacher', 'make_server', 'serve_in_thread']
+__all__ = ['ROLES', 'PARAMS', 'ERROR_CODES', 'LocalTeacher', 'APIError', 'Limits', 'parse_chat_request', 'check_context',
+           'BindError', 'check_port', 'make_server', 'serve_in_thread']
 
 # %% ../nbs/12a_teacher_server.ipynb #b4060ae0
 class LocalTeacher:
@@ -17,11 +19,18 @@ class LocalTeacher:
         from modforge_nb.models import load_model
         self.model, self.tok = load_model(model_path, device)
         self.name, self.seed, self.lock = name or "modforge-local", seed, threading.Lock()
+        self.context_length = getattr(self.model.config, "max_position_embeddings", None)  # prompt + completion
+
+    def _encode(self, messages: list[dict]):
+        return self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+
+    def count_tokens(self, messages: list[dict]) -> int:
+        "Prompt tokens, chat template applied. No lock: the server counts before it queues for a generation."
+        return int(self._encode(messages)["input_ids"].shape[1])
 
     def complete(self, messages: list[dict], max_tokens: int = 256, temperature: float = 0.0) -> tuple[str, int, int]:
         import torch
-        enc = self.tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        enc = {k: v.to(self.model.device) for k, v in self._encode(messages).items()}
         with self.lock, torch.no_grad():
             torch.manual_seed(self.seed)
             kw = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
@@ -29,49 +38,227 @@ class LocalTeacher:
         new = out[0, enc["input_ids"].shape[1]:]
         return self.tok.decode(new, skip_special_tokens=True).strip(), int(enc["input_ids"].shape[1]), int(len(new))
 
+# %% ../nbs/12a_teacher_server.ipynb #f36ddd6b
+class APIError(Exception):
+    "A refusal answered as OpenAI does: HTTP `status`, body `{'error': {message, type, param, code}}`."
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = "invalid_value",
+                 type: str = "invalid_request_error"):
+        super().__init__(message); self.status, self.param, self.code, self.type = status, param, code, type
+    def body(self) -> dict: return {"error": {"message": str(self), "type": self.type, "param": self.param, "code": self.code}}
+
+@dataclass(frozen=True)
+class Limits:
+    "What one request may ask for; all of it is checked before any generation."
+    max_body_bytes: int = 1 << 20       # 1 MiB of JSON: ~250k tokens of English, 30x SmolLM2's 8,192-token context
+    max_tokens: int = 4096              # completion tokens one request may ask for
+    default_max_tokens: int = 256       # when the request names none (less if the context has less room)
+    context_length: int | None = None   # prompt + completion cap; None: the teacher's own `context_length`
+    timeout_s: float = 30.0             # a client that stalls mid-request is dropped after this (socket timeout)
+
+# %% ../nbs/12a_teacher_server.ipynb #21a60b20
+ROLES = ("system", "user", "assistant", "tool")
+PARAMS = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stream", "stop", "seed", "user"}
+
+def _is_int(v) -> bool: return isinstance(v, int) and not isinstance(v, bool)
+def _is_num(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _kind(v) -> str: return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(v), "a number")
+def _no_constant(c): raise ValueError(f"{c} is not JSON")
+
+def _content(c, p: str) -> str:
+    if isinstance(c, str): return c
+    if isinstance(c, list) and all(isinstance(x, dict) and x.get("type") == "text" and isinstance(x.get("text"), str) for x in c):
+        return "\n".join(x["text"] for x in c)
+    raise APIError(400, f"{p} must be a string or a list of text parts, not {_kind(c)}", p, "invalid_type")
+
+def _messages(msgs) -> list[dict]:
+    if not isinstance(msgs, list): raise APIError(400, f"messages must be an array of messages, not {_kind(msgs)}", "messages", "invalid_type")
+    if not msgs: raise APIError(400, "messages must not be empty", "messages", "empty_array")
+    out = []
+    for i, m in enumerate(msgs):
+        p = f"messages[{i}]"
+        if not isinstance(m, dict): raise APIError(400, f"{p} must be an object with role and content, not {_kind(m)}", p, "invalid_type")
+        extra = sorted(set(m) - {"role", "content", "name", "tool_call_id"})
+        if extra: raise APIError(400, f"{p} has an unsupported field: {extra[0]!r:.60}", f"{p}.{extra[0]:.60}", "unknown_parameter")
+        for k in ("role", "content"):
+            if k not in m: raise APIError(400, f"{p} is missing '{k}'", f"{p}.{k}", "missing_required_parameter")
+        if not isinstance(m["role"], str) or m["role"] not in ROLES:
+            raise APIError(400, f"{p}.role must be one of {', '.join(ROLES)}, not {m['role']!r:.60}", f"{p}.role", "invalid_value")
+        for k in ("name", "tool_call_id"):
+            if k in m and not isinstance(m[k], str): raise APIError(400, f"{p}.{k} must be a string", f"{p}.{k}", "invalid_type")
+        out.append({"role": m["role"], "content": _content(m["content"], f"{p}.content")})
+    return out
+
+def parse_chat_request(raw: bytes, limits: Limits = Limits()) -> dict:
+    "The checked request (`model`, `messages` as role/content strings, `max_tokens` or None, `temperature`, `stop`), or `APIError`."
+    try: req = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError as e: raise APIError(400, f"the body is not UTF-8 ({e.reason} at byte {e.start})", None, "invalid_encoding")
+    except (ValueError, RecursionError) as e: raise APIError(400, f"the body is not valid JSON: {str(e)[:200]}", None, "invalid_json")
+    if not isinstance(req, dict): raise APIError(400, f"the body must be a JSON object, not {_kind(req)}", None, "invalid_type")
+    unknown = sorted(set(req) - PARAMS)
+    if unknown: raise APIError(400, f"unrecognized request argument supplied: {unknown[0]:.60}", f"{unknown[0]:.60}", "unknown_parameter")
+    for k in ("model", "messages"):
+        if req.get(k) is None: raise APIError(400, f"you must provide a {k} parameter", k, "missing_required_parameter")
+    if not isinstance(req["model"], str): raise APIError(400, f"model must be a string, not {_kind(req['model'])}", "model", "invalid_type")
+    msgs, get = _messages(req["messages"]), lambda k, d=None: d if req.get(k) is None else req[k]  # null = absent
+    for k in ("max_completion_tokens", "max_tokens"):
+        v = get(k)
+        if v is not None and not (_is_int(v) and 1 <= v <= limits.max_tokens):
+            raise APIError(400, f"{k} must be an integer from 1 to {limits.max_tokens}, not {v!r:.60}", k, "invalid_value")
+    a, b = get("max_completion_tokens"), get("max_tokens")
+    if a is not None and b is not None and a != b:
+        raise APIError(400, "max_tokens and max_completion_tokens disagree: give one of them", "max_tokens", "invalid_value")
+    t = get("temperature", 0.0)
+    if not (_is_num(t) and 0 <= t <= 2): raise APIError(400, f"temperature must be a number from 0 to 2, not {t!r:.60}", "temperature", "invalid_value")
+    top_p = get("top_p", 1)
+    if not (_is_num(top_p) and 0 < top_p <= 1): raise APIError(400, f"top_p must be a number in (0, 1], not {top_p!r:.60}", "top_p", "invalid_value")
+    if top_p != 1: raise APIError(400, "top_p is not supported by the teacher server (use temperature)", "top_p", "unsupported_value")
+    n = get("n", 1)
+    if not _is_int(n): raise APIError(400, f"n must be an integer, not {n!r:.60}", "n", "invalid_type")
+    if n != 1: raise APIError(400, "n must be 1: the teacher server returns one choice", "n", "unsupported_value")
+    stream = get("stream", False)
+    if not isinstance(stream, bool): raise APIError(400, f"stream must be a boolean, not {stream!r:.60}", "stream", "invalid_type")
+    if stream: raise APIError(400, "streaming not supported by the teacher server: send stream=false", "stream", "unsupported_value")
+    stop = get("stop", [])
+    stop = [stop] if isinstance(stop, str) else stop
+    if not (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) and s for s in stop)):
+        raise APIError(400, "stop must be a string or a list of up to 4 non-empty strings", "stop", "invalid_value")
+    if not _is_int(get("seed", 0)): raise APIError(400, "seed must be an integer", "seed", "invalid_type")
+    if not isinstance(get("user", ""), str): raise APIError(400, "user must be a string", "user", "invalid_type")
+    return {"model": req["model"], "messages": msgs, "max_tokens": a if a is not None else b, "temperature": float(t), "stop": stop}
+
+# %% ../nbs/12a_teacher_server.ipynb #0142d10e
+def check_context(req: dict, teacher, limits: Limits = Limits()) -> int | None:
+    "Prompt tokens of `req` (None without a counter); sets `req['max_tokens']`; `APIError` 400 if it cannot fit the context."
+    count, ctx = getattr(teacher, "count_tokens", None), limits.context_length or getattr(teacher, "context_length", None)
+    if count is None:
+        req["max_tokens"] = req["max_tokens"] or limits.default_max_tokens; return None
+    try: n = int(count(req["messages"]))
+    except Exception as e:                             # a chat template that refuses these messages (jinja2): the client's error
+        if type(e).__module__.split(".")[0] != "jinja2": raise
+        raise APIError(400, f"the model's chat template rejected the messages: {str(e)[:200]}", "messages", "invalid_value")
+    want = req["max_tokens"] or (max(1, min(limits.default_max_tokens, ctx - n)) if ctx else limits.default_max_tokens)
+    if ctx and n + want > ctx:
+        raise APIError(400, f"This model's maximum context length is {ctx} tokens. However, you requested {n + want} tokens "
+                            f"({n} in the messages, {want} in the completion). Please reduce the length of the messages or completion.",
+                       "messages", "context_length_exceeded")
+    req["max_tokens"] = want
+    return n
+
 # %% ../nbs/12a_teacher_server.ipynb #008f7017
-def make_server(teacher, host: str = "127.0.0.1", port: int = 0, fail_first: int = 0) -> ThreadingHTTPServer:
-    "A (not yet serving) HTTP server for `teacher`; port 0 picks a free one (`server.server_address`)."
-    state = {"fail": fail_first, "served": 0}; lock = threading.Lock()
+class BindError(OSError):
+    "The server could not listen on host:port; `errno` is the socket's (`errno.EADDRINUSE`: the port is taken)."
+
+def _server_class(host: str):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return type("TeacherHTTPServer", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True, "request_queue_size": 64})
+
+def _bind(host: str, port: int, handler) -> ThreadingHTTPServer:
+    try: return _server_class(host)((host, port), handler)
+    except socket.gaierror as e: err = BindError(f"cannot listen on {host}: unknown host ({e.strerror})")
+    except OSError as e:
+        err = BindError(f"port {port} on {host} is in use" if e.errno == errno.EADDRINUSE else
+                        f"no permission to listen on port {port} on {host}" if e.errno == errno.EACCES else
+                        f"cannot listen on {host}:{port}: {e.strerror or e}")
+        err.errno = e.errno
+    raise err
+
+def check_port(host: str, port: int) -> None:
+    "Raise `BindError` now if `make_server` could not listen on host:port (a CLI checks before it spends time loading a model)."
+    if port: _bind(host, port, BaseHTTPRequestHandler).server_close()
+
+ERROR_CODES = {400: "invalid_request", 404: "unknown_url", 408: "request_timeout", 413: "request_too_large",
+               414: "request_too_large", 431: "request_too_large", 501: "unsupported_method"}
+_log = logging.getLogger(__name__)
+
+# %% ../nbs/12a_teacher_server.ipynb #7bcae4a1
+def make_server(teacher, host: str = "127.0.0.1", port: int = 0, fail_first: int = 0, limits: Limits = Limits(),
+                model_names: list[str] | None = None) -> ThreadingHTTPServer:
+    "A (not yet serving) HTTP server for `teacher`; port 0 picks a free one (`server.server_address`); `BindError` if it cannot listen."
+    state = {"fail": fail_first, "served": 0, "rejected": 0, "errors": 0}; lock = threading.Lock()
+    names = list(model_names or [teacher.name])
+    def model_obj(n): return {"id": n, "object": "model", "created": 0, "owned_by": "modforge"}
+    def no_model(m): return APIError(404, f"The model `{m[:100]}` does not exist; this server serves {', '.join(names)}", "model", "model_not_found")
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *a): pass                      # quiet: the client's ledger is the record
+        timeout = limits.timeout_s                          # socket timeout: a stalled client frees its thread
+        def log_message(self, *a): pass                     # quiet: the client's ledger is the record
         def _send(self, code: int, body: dict, headers: dict = {}):
             data = json.dumps(body).encode()
-            self.send_response(code); self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in headers.items(): self.send_header(k, v)
-            self.end_headers(); self.wfile.write(data)
-        def _error(self, code, msg, kind="invalid_request_error"):
-            self._send(code, {"error": {"message": msg, "type": kind, "code": code}})
-        def do_GET(self):
-            if self.path.rstrip("/") in ("/v1/models", "/models"):
-                return self._send(200, {"object": "list", "data": [{"id": teacher.name, "object": "model", "owned_by": "modforge"}]})
-            self._error(404, f"no route {self.path}")
-        def do_POST(self):
-            if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"): return self._error(404, f"no route {self.path}")
+            try:
+                self.send_response(code); self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items(): self.send_header(k, v)
+                self.end_headers(); self.wfile.write(data); self.wfile.flush()
+            except OSError: self.close_connection = True    # the client has gone: nothing to tell it
+        def _refuse(self, e: APIError):
+            "Answer `e`; then read and drop what the client still sends (at most 64 MiB, 2 s a piece): it sees the answer, not a reset."
+            with lock: state["errors" if e.type == "server_error" else "rejected"] += 1
+            self.close_connection = True; self._send(e.status, e.body())
+            try:
+                self.connection.shutdown(socket.SHUT_WR); self.connection.settimeout(2.0); left = 64 << 20
+                while left > 0 and (chunk := self.rfile.read1(1 << 16)): left -= len(chunk)
+            except OSError: pass
+        def send_error(self, code, message=None, explain=None):
+            "The standard library's own refusals (garbled request line, unknown method, huge headers) as JSON too."
+            if self.request_version == "HTTP/0.9": self.request_version = "HTTP/1.0"   # so that a status line is written
+            self._refuse(APIError(code, message or self.responses.get(code, ("error",))[0], None, ERROR_CODES.get(code)))
+        def _body(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                raise APIError(411, "chunked request bodies are not accepted: send Content-Length", None, "length_required")
+            cls = self.headers.get_all("Content-Length") or []
+            if not cls: raise APIError(411, "Content-Length is required", None, "length_required")
+            if len(set(cls)) > 1 or not re.fullmatch(r"[0-9]{1,15}", cls[0].strip()):
+                raise APIError(400, f"invalid Content-Length {', '.join(cls)[:60]!r}", None, "invalid_content_length")
+            n = int(cls[0])
+            if n > limits.max_body_bytes:                     # from the headers alone: not one byte of the body is read
+                raise APIError(413, f"the request body is {n:,} bytes; this server accepts at most {limits.max_body_bytes:,}",
+                               None, "request_too_large")
+            try: raw = self.rfile.read(n)
+            except TimeoutError: raise APIError(408, f"the body did not arrive within {limits.timeout_s:g} s", None, "request_timeout")
+            if len(raw) < n: raise APIError(400, f"the body ended after {len(raw):,} of {n:,} bytes", None, "incomplete_body")
+            return raw
+        def _guard(self, fn):
+            try: fn()
+            except APIError as e: self._refuse(e)
+            except Exception as e:                           # a bug or a model failure: say so, keep serving
+                _log.exception("teacher server: unexpected error in %s %s", self.command, self.path)
+                self._refuse(APIError(500, f"internal error: {type(e).__name__}: {str(e)[:300]}", None, "internal_error", "server_error"))
+        def do_GET(self): self._guard(self._get)
+        def do_POST(self): self._guard(self._post)
+        def _get(self):
+            p = self.path.split("?")[0].rstrip("/")
+            if p in ("/v1/models", "/models"): return self._send(200, {"object": "list", "data": [model_obj(n) for n in names]})
+            if p.startswith(("/v1/models/", "/models/")):
+                if (m := p.rsplit("/", 1)[1]) in names: return self._send(200, model_obj(m))
+                raise no_model(m)
+            raise APIError(404, f"no route {self.path[:100]}", None, "unknown_url")
+        def _post(self):
+            if self.path.split("?")[0].rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+                raise APIError(404, f"no route {self.path[:100]}", None, "unknown_url")
+            raw = self._body()
             with lock:
                 failing = state["fail"] > 0
                 if failing: state["fail"] -= 1
-            if failing: return self._send(503, {"error": {"message": "warming up (fail_first)", "type": "server_error"}}, {"Retry-After": "0"})
-            try:
-                req = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                msgs = req["messages"]
-                if not isinstance(msgs, list) or not msgs: raise ValueError("messages must be a non-empty list")
-            except (ValueError, KeyError) as e: return self._error(400, f"bad request: {e}")
-            text, n_in, n_out = teacher.complete(msgs, int(req.get("max_tokens") or 256), float(req.get("temperature") or 0.0))
+            if failing: return self._send(503, APIError(503, "warming up (fail_first)", None, None, "server_error").body(), {"Retry-After": "0"})
+            req = parse_chat_request(raw, limits)
+            if req["model"] not in names: raise no_model(req["model"])
+            check_context(req, teacher, limits)              # tokenizes here, outside the teacher's generation lock
+            text, n_in, n_out = teacher.complete(req["messages"], req["max_tokens"], req["temperature"])
+            finish = "length" if n_out >= req["max_tokens"] else "stop"
+            cut = min((i for i in (text.find(s) for s in req["stop"]) if i >= 0), default=-1)
+            if cut >= 0: text, finish = text[:cut], "stop"
             with lock: state["served"] += 1
             self._send(200, {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
-                             "model": teacher.name, "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                                                 "finish_reason": "length" if n_out >= int(req.get("max_tokens") or 256) else "stop"}],
+                             "model": req["model"], "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                                                 "finish_reason": finish}],
                              "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}})
 
-    srv = ThreadingHTTPServer((host, port), Handler); srv.daemon_threads = True; srv.state = state
+    srv = _bind(host, port, Handler); srv.state = state
     return srv
 
-def serve_in_thread(teacher, host: str = "127.0.0.1", port: int = 0, fail_first: int = 0):
-    "(server, base_url): serving in a daemon thread until `server.shutdown()`."
-    srv = make_server(teacher, host, port, fail_first)
+def serve_in_thread(teacher, host: str = "127.0.0.1", port: int = 0, fail_first: int = 0, **kw):
+    "(server, base_url): serving in a daemon thread until `server.shutdown()`; `kw` as `make_server` (`limits`, `model_names`)."
+    srv = make_server(teacher, host, port, fail_first, **kw)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     h, p = srv.server_address[:2]
     return srv, f"http://{h}:{p}/v1"

@@ -8,24 +8,42 @@ import csv, io, json
 from pathlib import Path
 import numpy as np
 from .evaluate import pydoc_topics, stdlib_source
-from .tasks import read_task, GENERATORS
+from .tasks import read_task, generate_task, GENERATORS
+from .sftdata import eval_texts
 
 # %% auto #0
-__all__ = ['build_corpus', 'token_counts', 'always_kept', 'coverage', 'frequency_csv', 'plot_coverage', 'trim_projection']
+__all__ = ['CORPUS_TASK_SEED', 'task_style_text', 'build_corpus', 'evaluation_texts', 'leaked', 'token_counts', 'always_kept',
+           'coverage', 'frequency_csv', 'plot_coverage', 'trim_projection']
 
 # %% ../nbs/04_vocab.ipynb #0e154023
+CORPUS_TASK_SEED = 4321   # the shipped evaluation items are `generate_task(name)` with its default seed, 1234
+
+def task_style_text() -> str:
+    "Questions (and choices or answers) in the style of every local task, none of them an evaluation item."
+    scored = {it["question"] for n in GENERATORS for it in read_task(n)}
+    items = [it for n in GENERATORS for it in generate_task(n, seed=CORPUS_TASK_SEED) if it["question"] not in scored]
+    return "\n\n".join(it["question"] + "\n" + " ".join(it.get("choices", [it.get("answer", "")])) for it in items)
+
 def build_corpus(sources: list[str], max_chars: int) -> dict[str, str]:
-    "{source: text}, each source getting an equal share of `max_chars`."
+    "{source: text}, each source getting an equal share of `max_chars`; no evaluation text in any of them."
     share = max_chars // max(1, len(sources))
     out = {}
     for s in sources:
-        if s == "pydoc_topics": text = pydoc_topics("analysis")
+        if s == "pydoc_topics": text = pydoc_topics("analysis")   # less the held-out topics it quotes
         elif s == "stdlib_source": text = stdlib_source(share)
-        elif s == "tasks": text = "\n\n".join(it["question"] + "\n" + " ".join(it.get("choices", [it.get("answer", "")]))
-                                                for n in GENERATORS for it in read_task(n))
+        elif s == "tasks": text = task_style_text()
         else: raise ValueError(f"unknown corpus source {s!r}; known: pydoc_topics, stdlib_source, tasks")
         out[s] = text[:share]
     return out
+
+def evaluation_texts() -> list[str]:
+    "Every text an evaluation scores: the questions of all local-task items, HumanEval's prompts, the held-out docs topics."
+    from pydoc_data.topics import topics
+    return eval_texts(humaneval=True) + [topics[k].strip() for k in sorted(topics)[1::2]]   # pydoc_topics("heldout")
+
+def leaked(corpus: dict[str, str]) -> list[str]:
+    "The evaluation texts found verbatim in any source of `corpus` (there must be none)."
+    return [t for t in evaluation_texts() if t and any(t in text for text in corpus.values())]
 
 # %% ../nbs/04_vocab.ipynb #2f54ea67
 def token_counts(tok, texts: list[str], chunk_chars: int = 20_000) -> np.ndarray:

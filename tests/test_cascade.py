@@ -6,7 +6,7 @@ from test_teachers import teacher  # the fixture-model teacher (module-scoped fi
 from modforge_nb.teacher_server import serve_in_thread
 
 def test_cascade_sends_only_failures_onward(teacher, tmp_path):
-    srv, url = serve_in_thread(teacher)
+    srv, url = serve_in_thread(teacher, model_names=["t1", "t2", "t3"])   # one server answers to three tier names
     try:
         tiers = [TeacherTier(name=n, base_url=url, model=n, price_in_per_m=p, price_out_per_m=p) for n, p in (("t1", 1.0), ("t2", 10.0), ("t3", 100.0))]
         client = TeacherClient(tiers, tmp_path / "cache", tmp_path / "ledger.json", step="1C")

@@ -98,3 +98,28 @@ def test_teacher_steps_and_a_rerun_from_the_cache(smoke_run, runs_dir):
     assert "teachers this invocation: 0 new requests" in again.stderr and "nothing was asked of a teacher" in again.stderr, again.stderr[-3000:]
     m2 = manifest(run)
     for s in ("1B", "1C", "2E"): assert m2["steps"][s]["metrics"]["teacher_new_requests"] == 0 and m2["steps"][s]["metrics"]["teacher_cache_hits"] > 0
+
+def _notes(run, step): return " ".join(manifest(run)["steps"][step].get("notes", []))
+
+def test_delivered_gguf_is_gated(smoke_run, runs_dir):
+    "2C promotes its deliverable only through a gate against the model it came from; a gate it cannot pass delivers nothing."
+    run = _copy(smoke_run, runs_dir, "g")
+    v = json.loads((run / manifest(run)["steps"]["2C"]["artifacts"]["verdict"]["path"]).read_text())
+    assert v["artifact"] == "gguf-q4_k_m" and v["passed"] and "ppl" in v["drops"]      # the smoke gate: within its bound
+    # no 4-bit file is better than its fp32 source on both figures at once: a zero-drop gate must refuse it
+    p = modforge("run", SMOKE, "--run-id", "g", "--no-progress", "--steps", "2C", "--from", "2C",
+                 "--set", "gguf.gate={figures: [ppl, bpb], max_drop: 0.0}", runs_dir=runs_dir, check=0)
+    s = manifest(run)["steps"]["2C"]
+    assert s["status"] == "done" and s.get("promotes") is None and s["metrics"]["delivered"] is None, p.stderr[-2000:]
+    assert "Nothing delivered: gguf-q4_k_m failed its gate" in _notes(run, "2C") and "Delivered" not in _notes(run, "2C")
+    assert "gguf-q4_k_m" in _rows(run)                                   # still recorded as a row, just not shipped
+
+def test_quantize_notes_say_what_ran(smoke_run, runs_dir):
+    "quantize.methods=[awq] on a CPU: nothing is quantized, and the notes say exactly that (no 'GPTQ ran instead', no gate verdict)."
+    run = _copy(smoke_run, runs_dir, "q")
+    modforge("run", SMOKE, "--run-id", "q", "--no-progress", "--steps", "2B", "--from", "2B", "--set", "quantize.methods=[awq]",
+             runs_dir=runs_dir, check=0)
+    s = manifest(run)["steps"]["2B"]; notes = _notes(run, "2B")
+    assert s["status"] == "done" and s["metrics"]["methods"] == [] and s.get("promotes") is None
+    assert "nothing was quantized" in notes and "No W4A16 model was made, so there was nothing to gate" in notes, notes
+    assert "GPTQ ran instead" not in notes and "passed the" not in notes

@@ -30,3 +30,87 @@ def test_teacher_steps_need_tiers_and_named_tiers_must_exist():
         load_config(ROOT / "configs" / "smoke.yaml", ["teaching.judge=tier9"])
     cfg = load_config(ROOT / "configs" / "default.yaml")
     assert [t.base_url for t in cfg.teachers] == ["local"] and {"1A", "1B", "1C", "2E"} <= set(cfg.run.steps)
+
+# --- ranges: a bad number is refused when the config loads (file or --set), naming the key, the value, the range ---
+SMOKE = ROOT / "configs" / "smoke.yaml"
+BAD_SETTINGS = [   # (override on the smoke config, what the error says now)
+    ("eval.task_limit=-1", "'eval.task_limit': -1 is out of range; allowed: an integer >= 1, or null"),
+    ("calibrate.bins=0", "'calibrate.bins': 0 is out of range; allowed: an integer >= 1"),
+    ("sft.train.val_share=2", "'sft.train.val_share': 2 is out of range; allowed: a number in (0, 1)"),
+    ("eval.batch_size=0", "'eval.batch_size': 0 is out of range; allowed: an integer >= 1"),
+    ("teaching.judge_bar=99", "'teaching.judge_bar': 99 is out of range; allowed: an integer in [1, 10]"),
+    ("teaching.temperature=-0.5", "'teaching.temperature': -0.5 is out of range; allowed: a number in [0, 2]"),
+    ("runtime.seed=-1", "'runtime.seed': -1 is out of range; allowed: an integer in [0, 4294967295]"),
+    ("runtime.threads=-2", "'runtime.threads': -2 is out of range; allowed: an integer >= 0"),
+    ("eval.humaneval.timeout_s=0", "'eval.humaneval.timeout_s': 0 is out of range; allowed: a number > 0"),
+    ("distill.train.learning_rate=0", "'distill.train.learning_rate': 0 is out of range; allowed: a number in (0, 1]"),
+    ("recovery.worst_share=1.5", "'recovery.worst_share': 1.5 is out of range; allowed: a number in (0, 1]"),
+    ("calibrate.fit_share=1", "'calibrate.fit_share': 1 is out of range; allowed: a number in (0, 1)"),
+    ("pack.level=23", "'pack.level': 23 is out of range; allowed: an integer in [1, 22]"),
+    ("vocab.coverage_levels=[0.99, 1.5]", "'vocab.coverage_levels.1': 1.5 is out of range; allowed: a number in (0, 1]"),
+    ("vocab.target_coverage=0", "'vocab.target_coverage': 0 is out of range; allowed: a number in (0, 1]"),
+    ("trim.fallback_coverages=[2]", "'trim.fallback_coverages.0': 2 is out of range; allowed: a number in (0, 1]"),
+    ("prune.levels=[0.5, 1.2]", "'prune.levels.1': 1.2 is not a sparsity in (0, 1) or '2:4'"),
+    ("prune.gate.max_drop=-0.1", "'prune.gate.max_drop': -0.1 is out of range; allowed: a number >= 0"),
+    ("failures.k_min=1", "'failures.k_min': 1 is out of range; allowed: an integer >= 2"),
+    ("failures.k_min=6", "failures.k_min = 6 is above failures.k_max = 4"),
+    ("teachers=[{name: local, base_url: local, model: m, price_in_per_m: -1}]",
+     "'teachers.0.price_in_per_m': -1 is out of range; allowed: a number >= 0"),
+    ("calibrate.tasks=[arith_gen]", "'arith_gen' is not a multiple-choice task"),
+    ("eval.tasks=[arith_mc, nope]", "'eval.tasks.1': unknown local task 'nope'"),
+    # gate figures no evaluation of the run makes (the smoke run scores arith_mc and arith_gen; HumanEval on the base only)
+    ("trim.gate.figures=[bpb, py_output_mc_acc]", "trim.gate.figures: 'py_output_mc_acc' is not made for the base model, 0B's candidates (no evaluation makes it"),
+    ("prune.gate.figures=[humaneval_pass@1]", "'humaneval_pass@1' is not made for 0B's model, 1A's model, 2A's candidates (eval.compressed_humaneval_limit=0 runs no HumanEval)"),
+    ("sft.gate.figures=[ppl, arith_mc_n]", "sft.gate.figures: 'arith_mc_n'"),   # a count, not a quality figure
+    ("distill.gate.figures=[]", "'distill.gate.figures': List should have at least 1 item"),
+]
+
+@pytest.mark.parametrize("setting,message", BAD_SETTINGS, ids=[s for s, _ in BAD_SETTINGS])
+def test_bad_setting_is_refused_at_load(setting, message):
+    from modforge_nb.config import ConfigError
+    with pytest.raises(ConfigError) as e: load_config(SMOKE, [setting])
+    assert message in str(e.value), str(e.value)
+    assert str(e.value).count("\n") == 1, str(e.value)     # the header line and one line for the one problem
+
+def test_every_problem_is_one_line():
+    from modforge_nb.config import ConfigError
+    with pytest.raises(ConfigError) as e: load_config(SMOKE, ["eval.task_limit=-1", "calibrate.bins=0", "teaching.judge_bar=0"])
+    lines = str(e.value).splitlines()[1:]
+    assert len(lines) == 3 and all(l.startswith("  bad value for '") for l in lines), lines
+
+def test_gate_figures_follow_the_evaluation_config():
+    cfg = load_config(SMOKE, ["prune.gate.figures=[ppl, humaneval_pass@1]", "eval.compressed_humaneval_limit=2"])
+    assert cfg.prune.gate.figures == ["ppl", "humaneval_pass@1"]
+    cfg = load_config(SMOKE, ["eval.tasks=[arith_mc, py_output_mc]", "trim.gate.figures=[bpb, py_output_mc_acc_norm]"])
+    assert cfg.trim.gate.figures == ["bpb", "py_output_mc_acc_norm"]
+
+def test_bad_setting_through_the_cli_is_refused_before_any_work(tmp_path):
+    from conftest import modforge
+    p = modforge("run", SMOKE, "--set", "eval.task_limit=-1", runs_dir=tmp_path, check=2)
+    assert "'eval.task_limit': -1 is out of range; allowed: an integer >= 1, or null" in p.stderr, p.stderr
+    assert not any(tmp_path.iterdir())                      # no run folder was made
+
+# --- provenance: the seed and the device are part of every step's fingerprint; threads and the kernel are not ---
+def test_seed_and_device_change_every_fingerprint_threads_do_not():
+    from modforge_nb.engine import fingerprints
+    base = fingerprints(load_config(SMOKE))
+    assert set(base) == set(load_config(SMOKE).run.steps)
+    for change in ("runtime.seed=7", "runtime.device=cuda"):
+        other = fingerprints(load_config(SMOKE, [change]))
+        assert all(other[s] != base[s] for s in base), change
+    assert fingerprints(load_config(SMOKE, ["runtime.threads=2", "runtime.kernel=other", "runtime.cache_dir=elsewhere"])) == base
+
+def test_old_configs_with_runtime_seed_still_load():
+    assert load_config(SMOKE, ["runtime.seed=7"]).runtime.seed == 7
+
+def test_a_new_seed_reruns_the_step_and_the_run_records_it(runs_dir):
+    "End to end on one cheap step (0A, ~15 s): before, `--set runtime.seed=7` skipped it and config.yaml then said 7."
+    import yaml
+    from conftest import modforge
+    one = ("--set", "run.steps=[0A]", "--run-id", "s", "--no-progress")
+    modforge("run", SMOKE, *one, runs_dir=runs_dir, check=0)
+    p = modforge("run", SMOKE, *one, "--set", "runtime.seed=7", runs_dir=runs_dir, check=0)
+    assert "0A: re-running (its inputs changed)" in p.stderr, p.stderr
+    assert yaml.safe_load((runs_dir / "s" / "config.yaml").read_text())["runtime"]["seed"] == 7
+    again = modforge("run", SMOKE, *one, "--set", "runtime.seed=7", "--set", "runtime.threads=2", runs_dir=runs_dir, check=0)
+    assert "0A: done, unchanged (skipped)" in again.stderr, again.stderr
