@@ -49,7 +49,7 @@ run: setup
 # (a scratch smoke run); tests/test_compression.py runs them all once, in order, through the engine.
 test: setup
 	$(BIN)/nbdev_test --n_workers 2 --timing --skip_file_re '^([_.]|0B_|1[A-C]_|2[A-F]_)'
-	$(BIN)/python -m pytest -x -q -rs tests
+	$(BIN)/python -m pytest -x -q -rs --durations=15 tests
 
 ## CI: notebooks and package in sync, notebooks clean
 check-sync: setup

@@ -141,7 +141,8 @@ def cmd_teacher_serve(args) -> int:
     path = args.model or materialize_model(cfg.model, project_root() / cfg.runtime.cache_dir)
     try: srv = make_server(LocalTeacher(path, cfg.runtime.device, name=Path(path).name), args.host, args.port)
     except BindError as e: return cannot_listen(e)  # taken while the model loaded
-    print(f"teacher: {path}\nOpenAI base_url: http://{args.host}:{srv.server_address[1]}/v1  (Ctrl-C stops)", flush=True)
+    print(f"teacher: {path}\nOpenAI base_url: http://{args.host}:{srv.server_address[1]}/v1  model: {Path(path).name}  (Ctrl-C stops)",
+          flush=True)
     try: srv.serve_forever()
     except KeyboardInterrupt: pass
     finally: srv.server_close()

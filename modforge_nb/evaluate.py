@@ -21,11 +21,10 @@ def pydoc_topics(split: str = "heldout") -> str:
     keys = sorted(topics)
     held = [topics[k].strip() for k in keys[1::2]]
     if split == "heldout": return "\n\n".join(held)
-    texts = []
-    for k in keys[0::2]:           # some topics quote others whole (`else` repeats the `if` topic): cut held-out text out
-        t = topics[k].strip()
-        for h in held: t = t.replace(h, "")
-        if t.strip(): texts.append(t.strip())
+    held_text, texts = "\n\n".join(held), []
+    for k in keys[0::2]:  # topics quote each other (`else` repeats all of `if`): drop every paragraph the held-out half has
+        paras = [p for p in topics[k].strip().split("\n\n") if not (len(p.strip()) >= 40 and p.strip() in held_text)]
+        if "".join(paras).strip(): texts.append("\n\n".join(paras).strip())
     return "\n\n".join(texts)
 
 def stdlib_source(max_chars: int = 1_000_000) -> str:

@@ -153,7 +153,9 @@ def unpack_file(packed: str | Path, out: str | Path | None = None, force: bool =
                     h.update(b); n += len(b); fo.write(b)
             except zstd.ZstdError as e:
                 raise PackError(f"{packed} is corrupt: zstd says {e}. {_redo(packed)}") from None
-            if tmp: fo.flush(); os.fsync(fo.fileno())
+            if tmp:
+                fo.flush(); os.fsync(fo.fileno())
+                umask = os.umask(0); os.umask(umask); os.fchmod(fo.fileno(), 0o666 & ~umask)   # mkstemp made it 0600
         if h.hexdigest() != meta["sha256"] or n != meta["bytes"]:
             raise PackError(f"{packed} restores to {n:,} bytes with sha256 {h.hexdigest()[:16]}…, expected {meta['bytes']:,} bytes "
                             f"and {meta['sha256'][:16]}…: the packed file is corrupt. {_redo(packed)}")

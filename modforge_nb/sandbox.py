@@ -4,7 +4,7 @@
 
 # %% ../nbs/03b_sandbox.ipynb #68b71649
 from __future__ import annotations
-import os, secrets, signal, subprocess, sys, time
+import os, secrets, signal, subprocess, sys, tempfile, time
 from dataclasses import dataclass
 
 # %% auto #0
@@ -21,11 +21,7 @@ def fail(what):
     e = ctypes.get_errno(); os.write(status_fd, f"{what}: {os.strerror(e)} (errno {e})".encode()); os._exit(121)
 def mount(src, dst, fs, flags, data):
     if libc.mount(src, dst, fs, ctypes.c_ulong(flags), data) != 0: fail(f"mount {dst.decode()}")
-uid, gid, root = os.getuid(), os.getgid(), os.geteuid() == 0
-if libc.unshare(NS | (0 if root else 0x10000000)) != 0: fail("unshare")     # + NEWUSER when not root
-if not root:
-    for f, v in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-        with open(f"/proc/self/{f}", "w") as fh: fh.write(v)
+if libc.unshare(NS) != 0: fail("unshare")
 mount(None, b"/", None, 0x40000 | 0x4000, None)                      # MS_PRIVATE | MS_REC: nothing leaks back out
 class MountAttr(ctypes.Structure):
     _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
@@ -39,21 +35,22 @@ exe = "/tmp/.python/bin/" + os.path.basename(os.path.realpath(sys.executable))
 pid = os.fork()
 if pid == 0:                                                           # pid 1 of the new PID namespace
     try:
-        libc.prctl(1, signal.SIGKILL)                                  # PR_SET_PDEATHSIG: dies with the launcher
         mount(b"proc", b"/proc", b"proc", 0x2 | 0x4 | 0x8, None)       # a /proc that shows only this namespace
         for lim, v in ((resource.RLIMIT_AS, mem_mb << 20), (resource.RLIMIT_CPU, cpu_s), (resource.RLIMIT_FSIZE, fsize_mb << 20),
                        (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, 64)):
             resource.setrlimit(lim, (v, v))
-        if root: os.setgroups([]); os.setgid(65534); os.setuid(65534)  # nobody: no capabilities left
+        os.setgroups([]); os.setgid(65534); os.setuid(65534)           # nobody: no capabilities left
+        libc.prctl(1, signal.SIGKILL)      # PR_SET_PDEATHSIG, after setuid (which clears it); until here killpg reaches it
         if libc.prctl(38, 1, 0, 0, 0) != 0: fail("no_new_privs")       # PR_SET_NO_NEW_PRIVS: no setuid binary regains them
         os.chdir("/tmp/work")
         os.set_inheritable(done_fd, True); os.set_inheritable(status_fd, False)   # closes itself on a successful exec
-        os.write(status_fd, b"ok")
+        os.write(status_fd, b"ok;")
         env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp/work", "TMPDIR": "/tmp/work", "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "LANG": "C.UTF-8", "LD_LIBRARY_PATH": "/tmp/.python/lib"}
         os.execve(exe, [exe, "-I", "-S", "-c", boot, str(done_fd)] + sys.argv[7:], env)
     except BaseException as e:
         os.write(status_fd, f" / setup: {e!r}".encode()); os._exit(121)
+os.write(status_fd, f"pid={pid};".encode())                           # PID 1's pid out here: run_python kills it on timeout
 os.close(status_fd); os.close(done_fd)
 _, st = os.waitpid(pid, 0)
 if os.WIFSIGNALED(st): signal.signal(os.WTERMSIG(st), signal.SIG_DFL); os.kill(os.getpid(), os.WTERMSIG(st))
@@ -74,7 +71,8 @@ def _boot():
                   write_flags=os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC,
                   deny=("socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
                         "pty.", "ctypes.", "os.kill", "os.killpg", "signal.pthread_kill", "sys.remote_exec", "os.chroot",
-                        "os.setuid", "gc.get_objects", "gc.get_referrers", "gc.get_referents"),
+                        "os.setuid", "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames",
+                        "sys.settrace", "sys.setprofile"),
                   path_events=frozenset(("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.link",
                                          "os.symlink", "os.truncate", "os.utime", "shutil.rmtree", "shutil.move", "shutil.copyfile", "os.chdir"))):
         def inside(p, roots): return any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots)
@@ -117,29 +115,50 @@ class SandboxResult:
     reason: str = ""
 
 # %% ../nbs/03b_sandbox.ipynb #a0c84c7c
+def _kill(p: subprocess.Popen, st_r: int):
+    "Kill the launcher's group and PID 1 of the program's namespace (which takes every process in it along)."
+    os.set_blocking(st_r, False)
+    try: status = os.read(st_r, 4096).decode()
+    except BlockingIOError: status = ""
+    for part in status.split(";"):
+        if part.startswith("pid="):
+            try: os.kill(int(part[4:]), signal.SIGKILL)
+            except ProcessLookupError: pass
+    try: os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError: pass
+    p.wait()
+    return status
+
+def _tail(f, n: int) -> str:
+    f.seek(0, os.SEEK_END); size = f.tell(); f.seek(max(0, size - 4 * n))
+    return f.read().decode("utf-8", "replace")[-n:]
+
 def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 1024, fsize_mb: int = 16, max_output: int = 20_000,
                audit_hook: bool = True) -> SandboxResult:
     "Run `code` (a whole program) in the sandbox; `passed` means it exited 0 *and* ran to its last line."
+    if os.geteuid() != 0:
+        raise SandboxUnavailable("the sandbox needs root: it makes the namespaces and mounts itself, then drops to uid 65534 "
+                                 "(a rootless path would leave the program root in its own user namespace; it is not built)")
     st_r, st_w = os.pipe(); done_r, done_w = os.pipe()
     nonce = secrets.token_hex(16).encode()
     args = [sys.executable, "-I", "-S", "-c", _LAUNCH, str(st_w), str(done_w), str(memory_mb), str(int(timeout_s) + 1),
             str(fsize_mb), _BOOT] + ([] if audit_hook else ["no-audit"])
     t0 = time.monotonic()
-    p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(st_w, done_w),
-                         start_new_session=True, cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-    os.close(st_w); os.close(done_w)
-    try:
-        out, err = p.communicate(nonce + b"\n" + code.encode(), timeout=timeout_s); status = None
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL); out, err = p.communicate(); status = "timeout"
-    with os.fdopen(st_r, "rb") as f: setup = f.read().decode()
-    with os.fdopen(done_r, "rb") as f: completed = f.read() == nonce
-    if setup != "ok" and status is None:
+    # output goes to files, not pipes: the program's file-size limit caps it, and nothing piles up in this process
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=out, stderr=err, pass_fds=(st_w, done_w),
+                             start_new_session=True, cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        os.close(st_w); os.close(done_w)
+        try: p.communicate(nonce + b"\n" + code.encode(), timeout=timeout_s); status, setup = None, ""
+        except subprocess.TimeoutExpired: status, setup = "timeout", _kill(p, st_r)
+        os.set_blocking(st_r, True)
+        with os.fdopen(st_r, "rb") as f: setup += f.read().decode()
+        with os.fdopen(done_r, "rb") as f: completed = f.read() == nonce
+        stdout, stderr = _tail(out, max_output), _tail(err, max_output)
+    if "ok" not in setup.split(";"):
         raise SandboxUnavailable(f"the sandbox could not isolate the program ({setup or 'no status'}); it needs Linux "
-                                 "namespaces: run as root, or allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
-    if status is None:
-        status = "passed" if p.returncode == 0 and completed else "failed"
+                                 "namespaces and mount_setattr (kernel >= 5.12), as root")
+    if status is None: status = "passed" if p.returncode == 0 and completed else "failed"
     reason = ("" if status == "passed" else f"timed out after {timeout_s:g} s" if status == "timeout" else
               "exited before its last line (sys.exit / os._exit / SystemExit)" if p.returncode == 0 else f"exit code {p.returncode}")
-    dec = lambda b: b.decode("utf-8", "replace")[-max_output:]
-    return SandboxResult(status, p.returncode, dec(out), dec(err), round(time.monotonic() - t0, 3), completed, reason)
+    return SandboxResult(status, p.returncode, stdout, stderr, round(time.monotonic() - t0, 3), completed, reason)

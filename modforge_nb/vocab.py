@@ -37,12 +37,12 @@ def build_corpus(sources: list[str], max_chars: int) -> dict[str, str]:
     return out
 
 def evaluation_texts() -> list[str]:
-    "Every text an evaluation scores: the questions of all local-task items, HumanEval's prompts, the held-out docs topics."
-    from pydoc_data.topics import topics
-    return eval_texts(humaneval=True) + [topics[k].strip() for k in sorted(topics)[1::2]]   # pydoc_topics("heldout")
+    "Every text an evaluation scores: the local-task questions, HumanEval's prompts, each paragraph of the held-out docs."
+    paras = [p.strip() for p in pydoc_topics("heldout").split("\n\n") if len(p.strip()) >= 80]   # shorter: headings
+    return eval_texts(humaneval=True) + list(dict.fromkeys(paras))
 
 def leaked(corpus: dict[str, str]) -> list[str]:
-    "The evaluation texts found verbatim in any source of `corpus` (there must be none)."
+    "The evaluation texts (paragraphs of the held-out docs included) found verbatim in any source of `corpus`."
     return [t for t in evaluation_texts() if t and any(t in text for text in corpus.values())]
 
 # %% ../nbs/04_vocab.ipynb #2f54ea67

@@ -34,6 +34,7 @@ def test_teacher_steps_need_tiers_and_named_tiers_must_exist():
 # --- ranges: a bad number is refused when the config loads (file or --set), naming the key, the value, the range ---
 SMOKE = ROOT / "configs" / "smoke.yaml"
 BAD_SETTINGS = [   # (override on the smoke config, what the error says now)
+    ("gguf.gate.figures=[humaneval_pass@1]", "a GGUF is scored without HumanEval); 2C can compare: "),
     ("eval.task_limit=-1", "'eval.task_limit': -1 is out of range; allowed: an integer >= 1, or null"),
     ("calibrate.bins=0", "'calibrate.bins': 0 is out of range; allowed: an integer >= 1"),
     ("sft.train.val_share=2", "'sft.train.val_share': 2 is out of range; allowed: a number in (0, 1)"),
