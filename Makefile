@@ -45,10 +45,10 @@ run: setup
 	$(BIN)/modforge run $(CONFIG) --run-id $(RUN_ID)
 
 ## every test: notebooks (nbdev_test, fixture model) then pytest (papermill runs, CLI, bad input, SmolLM2)
-# The step notebooks after 0A are skipped by nbdev_test: opened alone, each first runs every step before it
-# (a scratch smoke run); tests/test_compression.py runs them all once, in order, through the engine.
+# Step notebooks not marked `standalone_test` in the registry (modforge_nb.steps) are skipped by nbdev_test: opened alone,
+# each first runs every step before it (a scratch smoke run); tests/test_compression.py runs them all once, in order.
 test: setup
-	$(BIN)/nbdev_test --n_workers 2 --timing --skip_file_re '^([_.]|0B_|1[A-C]_|2[A-F]_)'
+	$(BIN)/nbdev_test --n_workers 2 --timing --skip_file_re "$$($(BIN)/python -c 'from modforge_nb.steps import nbdev_skip_regex; print(nbdev_skip_regex())')"
 	$(BIN)/python -m pytest -x -q -rs --durations=15 tests
 
 ## CI: notebooks and package in sync, notebooks clean

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import argparse, sys
 from pathlib import Path
-from .config import ConfigError, STEP_NOTEBOOKS
+from .config import ConfigError
+from .steps import STEP_NOTEBOOKS
 from .runs import (Run, RunError, RUN_ID_RULE, check_run_id, current_model, default_runs_dir, step_seconds,
     step_state, format_metrics, step_order)
 from .fsutil import artifact_digest

@@ -4,53 +4,21 @@
 
 # %% ../nbs/00_config.ipynb #6d61b1b3
 from __future__ import annotations
-import difflib, hashlib, json, os
+import difflib, hashlib, json, os, re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+from .steps import STEP_NOTEBOOKS, STEP_INPUTS, GATED_STEPS, ROW_HUMANEVAL, TEACHER_STEPS, kind_of   # the registry
 
 # %% auto #0
-__all__ = ['STEP_NOTEBOOKS', 'STEP_INPUTS', 'Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'LocalTask',
-           'GATED_STEPS', 'ROW_HUMANEVAL', 'RESULT_RUNTIME_KEYS', 'Strict', 'RunSection', 'FixtureSpec', 'ModelSection',
-           'RuntimeSection', 'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate',
-           'CalibrationData', 'TrimSection', 'PruneSection', 'QuantizeSection', 'GGUFSection', 'PackSection',
-           'CalibrateSection', 'LoraSpec', 'TrainSpec', 'SFTSection', 'TeachingSection', 'FailuresSection',
-           'DistillSection', 'RecoverySection', 'TeacherTier', 'eval_figures', 'gate_problems', 'Config', 'ConfigError',
-           'validate_config', 'apply_override', 'read_config_file', 'load_config', 'config_to_yaml',
-           'config_fingerprint']
-
-# %% ../nbs/00_config.ipynb #67738fb8
-STEP_NOTEBOOKS: dict[str, str] = {
-    "baseline": "phase1/00_baseline.ipynb",       # size, bits/param, perplexity, tasks, HumanEval of the untouched model
-    "0A": "phase1/0A_vocab_analysis.ipynb",       # token frequencies, coverage curve, K for the target coverage
-    "0B": "phase1/0B_vocab_trim.ipynb",           # trimmed tokenizer + embeddings, validated, rolled back if worse
-    "1A": "phase1/1A_sft.ipynb",                  # curated SFT (trl, LoRA or full), early stopping on validation loss
-    "1B": "phase1/1B_failures.ipynb",             # failures embedded (MiniLM), clustered (KMeans), labelled by the judge
-    "1C": "phase1/1C_distill.ipynb",              # teacher cascade writes examples like the failures; judged, verified, trained
-    "2A": "phase1/2A_prune.ipynb",                # sparsity grid (llm-compressor), each level evaluated, a rule picks
-    "2B": "phase1/2B_quantize.ipynb",             # W4A16 (GPTQ/AWQ, llm-compressor), reloaded and evaluated
-    "2C": "phase1/2C_gguf.ipynb",                 # GGUF f16 + K-quants (llama.cpp), scored through llama.cpp, agreement
-    "2D": "phase1/2D_pack.ipynb",                 # zstd pack of the artifacts, verified round trip, true ratios
-    "2E": "phase1/2E_recovery.ipynb",             # worst held-out samples under the compressed model -> teacher -> LoRA
-    "2F": "phase1/2F_calibrate.ipynb",            # temperature scaling on multiple-choice logits, ECE, reliability plot
-}
-# the config sections each step reads: a change elsewhere does not re-run it (see the engine's fingerprints);
-# runtime.seed and runtime.device count for every step (see `config_fingerprint`)
-STEP_INPUTS: dict[str, tuple[str, ...]] = {
-    "baseline": ("model", "eval"),
-    "0A": ("model", "vocab"),
-    "0B": ("eval", "trim"),          # with 0A's outputs, through the chained fingerprint
-    "2A": ("eval", "prune"),
-    "2B": ("eval", "quantize"),
-    "2C": ("eval", "gguf"),
-    "1A": ("eval", "sft"),
-    "1B": ("eval", "failures", "teachers", "teaching"),
-    "1C": ("eval", "failures", "distill", "teachers", "teaching"),
-    "2D": ("pack",),
-    "2E": ("eval", "recovery", "teachers", "teaching"),
-    "2F": ("calibrate",),
-}
+__all__ = ['Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'LocalTask', 'RESULT_RUNTIME_KEYS', 'Strict',
+           'StepInstance', 'RunSection', 'FixtureSpec', 'ModelSection', 'RuntimeSection', 'PerplexityEval',
+           'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate', 'CalibrationData', 'TrimSection', 'PruneSection',
+           'QuantizeSection', 'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec', 'SFTSection',
+           'TeachingSection', 'FailuresSection', 'DistillSection', 'RecoverySection', 'TeacherTier', 'eval_figures',
+           'gate_problems', 'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file',
+           'load_config', 'config_to_yaml', 'config_fingerprint']
 
 # %% ../nbs/00_config.ipynb #aec223d7
 class Strict(BaseModel):
@@ -78,10 +46,28 @@ def _local_task(name: str) -> str:
     return name
 LocalTask = Annotated[str, AfterValidator(_local_task)]
 
+class StepInstance(Strict):
+    "One run of a step kind's notebook with its own parameters (a plain id in `run.steps` is its kind, no parameters)."
+    kind: str                                   # a step kind of the registry (modforge_nb.steps.STEPS)
+    params: dict[str, str | int | float | bool | None] = Field(default_factory=dict)   # passed by papermill, fingerprinted
+
 class RunSection(Strict):
     name: str                                   # a label; also the default run-id prefix
     description: str = ""
-    steps: list[str] = Field(default_factory=lambda: list(STEP_NOTEBOOKS))  # executed in this order
+    steps: list[str] = Field(default_factory=lambda: list(STEP_NOTEBOOKS))  # executed in this order: kinds or instance ids
+    instances: dict[str, StepInstance] = Field(default_factory=dict)        # instance id -> its kind and parameters
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_instances(cls, data):
+        "`steps` may give an instance inline, `{id: code, kind: 3x, params: {domain: code}}`: stored as its id + `instances`."
+        if not (isinstance(data, dict) and isinstance(data.get("steps"), list)): return data
+        steps, inst = [], dict(data.get("instances") or {})
+        for s in data["steps"]:
+            if isinstance(s, dict) and isinstance(s.get("id"), str):
+                s = dict(s); sid = s.pop("id"); inst[sid] = s; steps.append(sid)
+            else: steps.append(s)
+        return {**data, "steps": steps, "instances": inst}
 
 class FixtureSpec(Strict):
     "A tiny Llama built from a config, with the real SmolLM2 tokenizer: every step runs on CPU in seconds."
@@ -272,14 +258,8 @@ class TeacherTier(Strict):
     price_out_per_m: float = Field(0.0, ge=0)
 
 # %% ../nbs/00_config.ipynb #b7d2e9c4
-# the steps that judge candidates with a gate, and the config section that holds it
-GATED_STEPS: dict[str, str] = {"0B": "trim", "1A": "sft", "1C": "distill", "2A": "prune", "2B": "quantize", "2C": "gguf"}
-# the steps whose rows can be the current model, and the setting that limits HumanEval in the evaluation of those
-# rows (None: never HumanEval, a GGUF scored through llama.cpp)
-ROW_HUMANEVAL: dict[str, str | None] = {
-    "baseline": "eval.humaneval.limit", "0B": "eval.compressed_humaneval_limit", "1A": "eval.compressed_humaneval_limit",
-    "1C": "failures.humaneval_limit", "2A": "eval.compressed_humaneval_limit", "2B": "eval.compressed_humaneval_limit",
-    "2C": None}
+# GATED_STEPS (the steps that judge candidates with a gate, and the section holding it) and ROW_HUMANEVAL (the steps
+# whose rows can be the current model, and the setting that limits HumanEval there) come from the step registry
 
 def eval_figures(ev: EvalSection, humaneval: bool = True) -> set[str]:
     "The quality figures `run_suite` reports for `ev` (with HumanEval or without)."
@@ -294,19 +274,19 @@ def _setting(cfg, key: str):
 
 def gate_problems(cfg) -> list[str]:
     "One line for each gate figure, of the steps in `run.steps`, that a row the gate compares would not have."
-    out = []
+    out, kind = [], lambda s: kind_of(s, cfg.run.instances)
     for i, step in enumerate(cfg.run.steps):
-        if step not in GATED_STEPS: continue
+        if kind(step) not in GATED_STEPS: continue
         rows = [("baseline", "the base model")] + [(s, f"{s}'s model") for s in cfg.run.steps[:i]
-                                                   if s in ROW_HUMANEVAL and s != "baseline"] + [(step, f"{step}'s candidates")]
+                                                   if kind(s) in ROW_HUMANEVAL and s != "baseline"] + [(step, f"{step}'s candidates")]
         made = {}   # row -> (its figures, why it has no HumanEval)
         for s, what in rows:
-            key = ROW_HUMANEVAL[s]
+            key = ROW_HUMANEVAL[kind(s)]
             on = key is not None and _setting(cfg, key) != 0
             made[what] = (eval_figures(cfg.eval, on), "a GGUF is scored without HumanEval" if key is None else
                           f"{key}={_setting(cfg, key)} runs no HumanEval")
         common = set.intersection(*(f for f, _ in made.values()))
-        sec = GATED_STEPS[step]
+        sec = GATED_STEPS[kind(step)]
         for fig in _setting(cfg, sec).gate.figures:
             lacking = [what for what, (f, _) in made.items() if fig not in f]
             if not lacking: continue
@@ -426,9 +406,18 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
     except ValidationError as e:
         lines = "\n  ".join(_describe(err) for err in e.errors())
         raise ConfigError(f"{source}: invalid config:\n  {lines}") from None
-    unknown = [s for s in cfg.run.steps if s not in STEP_NOTEBOOKS]
+    unknown = [s for s in cfg.run.steps if s not in STEP_NOTEBOOKS and s not in cfg.run.instances]
     if unknown:
-        raise ConfigError(f"{source}: unknown step(s) {unknown} in run.steps; known steps: {', '.join(STEP_NOTEBOOKS)}")
+        raise ConfigError(f"{source}: unknown step(s) {unknown} in run.steps; known steps: {', '.join(STEP_NOTEBOOKS)}"
+                          + (f"; instances: {', '.join(cfg.run.instances)}" if cfg.run.instances else ""))
+    for sid, inst in cfg.run.instances.items():
+        if inst.kind not in STEP_NOTEBOOKS:
+            raise ConfigError(f"{source}: run.instances.{sid}.kind = {inst.kind!r} is no step kind; known: {', '.join(STEP_NOTEBOOKS)}")
+        if sid in STEP_NOTEBOOKS or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", sid):
+            raise ConfigError(f"{source}: run.instances: {sid!r} cannot name an instance (a simple name, 1-64 letters, digits, "
+                              f"'.', '_' or '-', and not a step kind's own id)")
+    if len(set(cfg.run.steps)) != len(cfg.run.steps):
+        raise ConfigError(f"{source}: run.steps lists a step twice: {cfg.run.steps}")
     known = {"F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1", "Q3_K_M", "Q3_K_L", "Q3_K_S", "Q2_K"}
     for t in [*cfg.gguf.types, *cfg.gguf.untouched_types, cfg.gguf.deliver]:
         if t not in known: raise ConfigError(f"{source}: gguf type {t!r} unknown; known: {', '.join(sorted(known))}")
@@ -438,7 +427,7 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
     for n in [*cfg.teaching.cascade, *([cfg.teaching.judge] if cfg.teaching.judge else [])]:
         if n not in names: raise ConfigError(f"{source}: teaching names tier {n!r}, but `teachers` has {names or 'none'}")
     if len(set(names)) != len(names): raise ConfigError(f"{source}: teacher tier names repeat: {names}")
-    needs = [s for s in cfg.run.steps if s in ("1B", "1C", "2E")]
+    needs = [s for s in cfg.run.steps if kind_of(s, cfg.run.instances) in TEACHER_STEPS]
     if needs and not cfg.teachers:
         raise ConfigError(f"{source}: steps {needs} need teachers; add a `teachers:` tier (e.g. "
                           "{name: local, base_url: local, model: smollm2} for the local server)")

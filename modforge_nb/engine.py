@@ -6,43 +6,48 @@
 from __future__ import annotations
 import datetime as dt, hashlib, importlib.util, json, os, shutil, sys, time
 from pathlib import Path
-from .config import Config, STEP_NOTEBOOKS, STEP_INPUTS, load_config, config_fingerprint, config_to_yaml
+from .config import Config, load_config, config_fingerprint, config_to_yaml
+from .steps import STEP_NOTEBOOKS, STEP_INPUTS, TEACHER_STEPS, kind_of, notebook_code, module_closure, closure_hash
 from .fsutil import file_lock, LockHeld, atomic_write_text
 from .runs import Run, RunError, process_stamp, project_root, now, default_runs_dir, format_metrics
 from .models import model_source_file, resolve_device
 
 # %% auto #0
-__all__ = ['STEP_PARAMETERS', 'TEACHER_STEPS', 'StepFailed', 'notebook_path', 'notebook_code_hash', 'library_hash',
+__all__ = ['STEP_PARAMETERS', 'StepFailed', 'notebook_path', 'notebook_code_hash', 'package_root', 'library_hash', 'step_params',
            'fingerprints', 'check_parameters', 'execute_step', 'open_run', 'store_config', 'say', 'run_pipeline']
 
 # %% ../nbs/06_engine.ipynb #bdf1f661
 class StepFailed(RuntimeError): "A step notebook raised; the message names the step, the error and the notebook."
 
-def notebook_path(step: str) -> Path:
-    p = project_root() / "nbs" / STEP_NOTEBOOKS[step]
-    if not p.exists(): raise FileNotFoundError(f"step {step}: notebook {p} is missing")
+def notebook_path(kind: str) -> Path:
+    "The notebook of a step kind (an instance runs its kind's notebook: `kind_of`)."
+    p = project_root() / "nbs" / STEP_NOTEBOOKS[kind]
+    if not p.exists(): raise FileNotFoundError(f"step {kind}: notebook {p} is missing")
     return p
 
 def notebook_code_hash(path: Path) -> str:
     "sha256 of a notebook's code cells (outputs and markdown edits do not re-run a step)."
-    cells = json.loads(path.read_text())["cells"]
-    code = "\n\0".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    return hashlib.sha256(code.encode()).hexdigest()
+    return hashlib.sha256(notebook_code(path).encode()).hexdigest()
 
-def library_hash() -> str:
-    "sha256 of the exported package's source: library code is an input of every step too."
-    root = Path(importlib.util.find_spec("modforge_nb").submodule_search_locations[0])
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        if f.name != "_modidx.py": h.update(f"{f.relative_to(root)}\0".encode() + f.read_bytes())
-    return h.hexdigest()
+def package_root() -> Path: return Path(importlib.util.find_spec("modforge_nb").submodule_search_locations[0])
 
-def fingerprints(cfg: Config) -> dict[str, str]:
+def library_hash(kind: str, sources: dict[str, str] | None = None) -> str:
+    "sha256 of the library modules the `kind`'s notebook imports, transitively (`sources` overrides files, for tests)."
+    return closure_hash(module_closure(notebook_code(notebook_path(kind)), package_root(), sources))
+
+def step_params(cfg: Config, step: str) -> dict:
+    "The parameters an instance passes to its notebook (a plain step: none)."
+    inst = cfg.run.instances.get(step)
+    return dict(inst.params) if inst else {}
+
+def fingerprints(cfg: Config, sources: dict[str, str] | None = None) -> dict[str, str]:
     "The chained fingerprint of each step of `run.steps`."
     device = resolve_device("auto") if cfg.runtime.device == "auto" else None   # `auto`: what it picks here
-    prev, lib, out = "", library_hash(), {}
+    prev, out = "", {}
     for sid in cfg.run.steps:
-        parts = [prev, sid, config_fingerprint(cfg, STEP_INPUTS.get(sid), device), lib, notebook_code_hash(notebook_path(sid))]
+        kind = kind_of(sid, cfg.run.instances)
+        parts = [prev, sid, kind, json.dumps(step_params(cfg, sid), sort_keys=True), config_fingerprint(cfg, STEP_INPUTS.get(kind), device),
+                 library_hash(kind, sources), notebook_code_hash(notebook_path(kind))]
         prev = out[sid] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return out
 
@@ -57,16 +62,18 @@ def check_parameters(nb: Path, params: dict) -> None:
         raise ValueError(f"{nb}: parameters {sorted(unknown)} not declared in its `parameters` cell"
                          f"{'; it must declare ' + str(sorted(missing)) if missing else ''}")
 
-def execute_step(run: Run, step: str, fingerprint: str | None, kernel: str, progress: bool = True) -> dict:
-    "Run one step notebook with papermill; return its manifest entry or raise `StepFailed`."
+def execute_step(run: Run, step: str, fingerprint: str | None, kernel: str, progress: bool = True,
+                 kind: str | None = None, params: dict | None = None) -> dict:
+    "Run one step's notebook (its kind's, for an instance) with papermill; return its manifest entry or raise `StepFailed`."
     import papermill as pm
-    nb, out = notebook_path(step), run.path / "notebooks" / f"{step}.ipynb"
-    params = {"run_dir": str(run.path), "step": step}
+    kind, extra = kind or step, dict(params or {})
+    nb, out = notebook_path(kind), run.path / "notebooks" / f"{step}.ipynb"
+    params = {"run_dir": str(run.path), "step": step, **extra}
     check_parameters(nb, params)
     out.parent.mkdir(exist_ok=True)  # the step folder itself is emptied by StepContext.open in the kernel
     def start(m):
         m["steps"][step] = {"status": "running", "started": now(), **process_stamp(), "fingerprint": fingerprint,
-                            "notebook": str(out.relative_to(run.path))}
+                            "notebook": str(out.relative_to(run.path)), **({"kind": kind, "params": extra} if kind != step else {})}
     run.update(start)
     try:
         # with progress on, the kernel's own output (prints, tqdm bars of long loops) streams to this terminal;
@@ -104,8 +111,6 @@ def store_config(run: Run, cfg: Config) -> None:
         atomic_write_text(run.path / "config.yaml", new)
 
 # %% ../nbs/06_engine.ipynb #10d08f7f
-TEACHER_STEPS = ("1B", "1C", "2E")   # the steps that call teachers (through modforge_nb.teaching)
-
 def say(msg: str) -> None: print(msg, file=sys.stderr, flush=True)
 
 def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=None, runs_dir=None, progress=True) -> Run:
@@ -119,6 +124,9 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
     model_source_file(cfg.model)  # fail before any work when the model cannot be found
     # the step kernels inherit this: their tqdm bars redraw every few seconds in a log file, live in a terminal
     if not sys.stderr.isatty(): os.environ.setdefault("TQDM_MININTERVAL", "5")
+    kinds = {s: kind_of(s, cfg.run.instances) for s in order}
+    for s in selected:      # an instance's parameters against its notebook's parameters cell, before any kernel starts
+        if step_params(cfg, s): check_parameters(notebook_path(kinds[s]), {"run_dir": "", "step": s, **step_params(cfg, s)})
     run = open_run(cfg, Path(runs_dir or default_runs_dir()), run_id)
     say(f"run {run.id}: {run.path}")
     from modforge_nb.teaching import ledger_totals
@@ -133,14 +141,15 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
                     say(f"[{i}/{len(selected)}] {sid}: done, unchanged (skipped)"); continue
                 why = {"running": "resuming (the last attempt was interrupted)", "failed": "re-running (it failed last time)",
                        "done": "re-running (its inputs changed)" if sid not in forced else "re-running (--from)"}.get(s.get("status"), "running")
-                say(f"[{i}/{len(selected)}] {sid}: {why} — {notebook_path(sid).relative_to(project_root())}")
+                say(f"[{i}/{len(selected)}] {sid}: {why} — {notebook_path(kinds[sid]).relative_to(project_root())}"
+                    + (f" {step_params(cfg, sid)}" if step_params(cfg, sid) else ""))
                 t0 = time.monotonic()
-                entry = execute_step(run, sid, fps[sid], cfg.runtime.kernel, progress)
+                entry = execute_step(run, sid, fps[sid], cfg.runtime.kernel, progress, kinds[sid], step_params(cfg, sid))
                 say(f"[{i}/{len(selected)}] {sid}: done in {time.monotonic() - t0:.0f} s  {format_metrics(entry.get('metrics', {}))}")
     except LockHeld as e:
         raise RunError(f"{e}: another `modforge run` is working on {run.path}; wait for it or pick another --run-id") from None
     t = {k: v - spent_before.get(k, 0) for k, v in ledger_totals(run.path).items()}
-    if any(s in TEACHER_STEPS for s in selected):   # the cache's promise, checked on every invocation
+    if any(kinds[s] in TEACHER_STEPS for s in selected):   # the cache's promise, checked on every invocation
         say(f"teachers this invocation: {t['new']} new requests (${t['cost']:.4f}), {t['cache_hits']} answered from the cache"
             + (" — nothing was asked of a teacher" if t["new"] == 0 else ""))
     from modforge_nb.report import build_report

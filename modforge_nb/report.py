@@ -6,7 +6,7 @@
 from __future__ import annotations
 import datetime as dt, os, platform
 from pathlib import Path
-from .runs import Run, metric_rows, write_metrics, step_seconds, step_state, current_model
+from .runs import Run, markdown_table, metric_rows, write_metrics, step_seconds, step_state, current_model
 from .fsutil import atomic_write_text, atomic_write_png
 
 # %% auto #0
@@ -66,16 +66,6 @@ def plot_quality_vs_size(rows: list[dict], title: str = "", highlight: str | Non
     return fig
 
 # %% ../nbs/05_report.ipynb #8150a884
-def _fmt(v) -> str:
-    if isinstance(v, float): return f"{v:.4g}"
-    if isinstance(v, int) and abs(v) >= 10_000: return f"{v:,}"
-    return str(v)
-
-def _table(rows: list[dict], cols: list[str]) -> str:
-    if not rows: return "_none yet_\n"
-    out = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
-    return out + "".join("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |\n" for r in rows)
-
 def machine() -> str:
     import torch
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -102,8 +92,8 @@ def build_report(run: Run) -> Path:
           "## Choices",
           "".join(f"- **{sid}**: {note}\n" for sid in cfg.run.steps for note in m["steps"].get(sid, {}).get("notes", []))
           + (f"- **current model**: `{cur['artifact']}` from step {cur['step']}\n" if cur else ""),
-          "## Steps", _table(steps, ["step", "status", "seconds", "notebook"]),
-          "## Artifacts", _table(rows, size_cols + qcols) if rows else f"_{NO_SIZES}: no done step has recorded an artifact row._\n",
+          "## Steps", markdown_table(steps, ["step", "status", "seconds", "notebook"]),
+          "## Artifacts", markdown_table(rows, size_cols + qcols) if rows else f"_{NO_SIZES}: no done step has recorded an artifact row._\n",
           "![quality versus size](quality_vs_size.png)"]
     sized = [r for r in rows if isinstance(r.get("bytes"), (int, float))]
     pairs = [(r, by[f"untouched-{r['artifact']}"]) for by in [{x["artifact"]: x for x in sized}] for r in sized
@@ -112,7 +102,7 @@ def build_report(run: Run) -> Path:
         cmp = [{"artifact": r["artifact"], "MB": r["bytes"] / 1e6, "untouched MB": u["bytes"] / 1e6,
                 **{f"{k}": r.get(k) for k in qcols}, **{f"untouched {k}": u.get(k) for k in qcols}} for r, u in pairs]
         md += ["## Pipeline vs the same tool on the untouched model",
-               _table(cmp, ["artifact", "MB", "untouched MB"] + [c for k in qcols for c in (k, f"untouched {k}")])]
+               markdown_table(cmp, ["artifact", "MB", "untouched MB"] + [c for k in qcols for c in (k, f"untouched {k}")])]
     for sid in cfg.run.steps:
         s = m["steps"].get(sid, {})
         if s.get("status") != "done": continue
@@ -122,7 +112,7 @@ def build_report(run: Run) -> Path:
         md.append(f"## Step {sid}")
         if s.get("notes"): md.append("".join(f"- {note}\n" for note in s["notes"]))
         scalars = {k: v for k, v in s.get("metrics", {}).items() if isinstance(v, (int, float, str))}
-        if scalars: md.append(_table([scalars], list(scalars)))
+        if scalars: md.append(markdown_table([scalars], list(scalars)))
         md += [t.read_text() for t in tables if t.exists()]
         md += [f"![{n}](../{a['path']})" for n, a in figs]
     from modforge_nb.teaching import ledger_rows, ledger_markdown

@@ -4,19 +4,18 @@
 
 # %% ../nbs/02_runs.ipynb #e84086e8
 from __future__ import annotations
-import datetime as dt, json, os, re, shutil, socket, tempfile
+import datetime as dt, json, os, re, shutil, socket
 from pathlib import Path
-from typing import Any
 import yaml
 from fastcore.basics import patch
-from .config import Config, validate_config, config_to_yaml, load_config
-from .fsutil import atomic_write_json, atomic_write_text, atomic_write_png, artifact_digest, file_lock, link_or_copy
+from .config import Config, validate_config, config_to_yaml
+from .fsutil import atomic_write_json, atomic_write_text, file_lock
 
 # %% auto #0
 __all__ = ['MANIFEST_FORMAT', 'STATUSES', 'RUN_ID_PATTERN', 'RUN_ID_RULE', 'RunError', 'check_run_id', 'project_root', 'now',
-           'default_runs_dir', 'step_seconds', 'format_metrics', 'Run', 'manifest_problem', 'process_started',
-           'process_stamp', 'process_alive', 'step_state', 'lineage', 'current_model', 'step_order', 'metric_rows',
-           'write_metrics', 'StepContext']
+           'default_runs_dir', 'step_seconds', 'format_metrics', 'markdown_table', 'Run', 'manifest_problem',
+           'process_started', 'process_stamp', 'process_alive', 'step_state', 'lineage', 'current_model', 'step_order',
+           'metric_rows', 'write_metrics']
 
 # %% ../nbs/02_runs.ipynb #4680ef67
 MANIFEST_FORMAT = 1
@@ -52,6 +51,17 @@ def format_metrics(metrics: dict, n: int = 6) -> str:
     "The first `n` figures of a step, for one line of terminal output."
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(metrics.items())[:n])
 
+def _fmt(v) -> str:
+    if isinstance(v, float): return f"{v:.4g}"
+    if isinstance(v, int) and abs(v) >= 10_000: return f"{v:,}"
+    return str(v)
+
+def markdown_table(rows: list[dict], cols: list[str]) -> str:
+    "A markdown table of `rows` (dicts) in columns `cols`; floats to 4 significant digits."
+    if not rows: return "_none yet_\n"
+    out = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    return out + "".join("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |\n" for r in rows)
+
 # %% ../nbs/02_runs.ipynb #02d93732
 class Run:
     "A run folder: config, manifest (read-modify-write under a lock), metrics."
@@ -85,7 +95,8 @@ class Run:
 def _kind(v) -> str: return "null" if v is None else f"a {type(v).__name__}"
 
 _STEP_FIELDS = {"started": str, "ended": str, "fingerprint": str, "notebook": str, "error": str, "host": str, "promotes": str,
-                "pid_started": (int, float), "artifacts": dict, "rows": list, "metrics": dict, "inputs": dict, "notes": list}
+                "pid_started": (int, float), "artifacts": dict, "rows": list, "metrics": dict, "inputs": dict, "notes": list,
+                "kind": str, "params": dict}
 _NULLABLE = {"ended", "fingerprint", "notebook", "error", "promotes", "pid_started"}   # what the engine itself writes as null
 
 def manifest_problem(m) -> str | None:
@@ -219,151 +230,3 @@ def metric_rows(run: Run) -> list[dict]:
 
 def write_metrics(run: Run) -> Path:
     return atomic_write_json(run.path / "metrics.json", {"run_id": run.id, "rows": metric_rows(run)})
-
-# %% ../nbs/02_runs.ipynb #0b72a860
-class StepContext:
-    def __init__(self, run: Run, step: str):
-        self.run, self.step, self.cfg = run, step, run.config()
-        self.dir = run.path / step
-        self.artifacts: dict[str, dict] = {}; self.rows: list[dict] = []; self.metrics: dict[str, Any] = {}
-        self.inputs: dict[str, Any] = {}; self.notes: list[str] = []; self.promotes: str | None = None
-
-    @classmethod
-    def open(cls, run_dir: str | os.PathLike = "", step: str = "", config: str | os.PathLike | None = None) -> "StepContext":
-        if not step: raise ValueError("StepContext.open needs the step id")
-        if not run_dir:   # opened by hand: a scratch run of the smoke config, with the steps before this one done
-            cfg_path = config or project_root() / "configs" / "smoke.yaml"
-            cfg, tmp = load_config(cfg_path), Path(tempfile.mkdtemp(prefix="modforge-"))
-            prior = cfg.run.steps[:cfg.run.steps.index(step)] if step in cfg.run.steps else []
-            if prior:
-                from modforge_nb.engine import run_pipeline
-                run = run_pipeline(cfg_path, run_id=f"{cfg.run.name}-scratch", runs_dir=tmp, steps=prior, progress=False)
-            else: run = Run.create(tmp / f"{cfg.run.name}-scratch", cfg)
-        else: run = Run.open(run_dir)
-        ctx = cls(run, step)
-        shutil.rmtree(ctx.dir, ignore_errors=True); ctx.dir.mkdir(parents=True)
-        def start(m):
-            s = m["steps"].setdefault(step, {})
-            if s.get("status") != "running":  # the engine marks it running itself (with its fingerprint)
-                s.update(status="running", started=now(), fingerprint=None, **process_stamp())
-            for k in ("artifacts", "rows", "metrics", "promotes", "error", "ended"): s.pop(k, None)
-        run.update(start)
-        return ctx
-
-    def __repr__(self): return f"StepContext({self.step} in {self.run.path})"
-
-# %% ../nbs/02_runs.ipynb #1c52a1bb
-@patch(as_prop=True)
-def cache_dir(self: StepContext) -> Path:
-    p = Path(self.cfg.runtime.cache_dir)
-    return p if p.is_absolute() else project_root() / p
-
-@patch
-def model_path(self: StepContext) -> str:
-    "The current model (the latest promoted one, else the config's base model, converted and cached)."
-    from modforge_nb.models import materialize_model
-    cur = current_model(self.run, before=self.step)
-    if cur:
-        self.inputs["model"] = {k: cur[k] for k in ("step", "artifact", "sha256")}
-        return cur["path"]
-    path = materialize_model(self.cfg.model, self.cache_dir)
-    self.inputs["model"] = {"source": self.cfg.model.source, "path": path}
-    return path
-
-@patch
-def load_model(self: StepContext, path: str | None = None):
-    "(model, tokenizer) of `path` or the current model, on the configured device, threads set."
-    import torch
-    from modforge_nb.models import load_model as _load, set_threads
-    set_threads(self.cfg.runtime.threads); torch.manual_seed(self.cfg.runtime.seed)
-    return _load(path or self.model_path(), self.cfg.runtime.device)
-
-# %% ../nbs/02_runs.ipynb #1d28dfb4
-def _add(self: StepContext, name: str, path, kind: str = "file") -> Path:
-    p = Path(path).resolve()
-    if not p.exists(): raise FileNotFoundError(f"artifact {name!r}: {p} does not exist")
-    if not p.is_relative_to(self.run.path): raise ValueError(f"artifact {name!r} must live in the run folder, got {p}")
-    self.artifacts[name] = {"path": str(p.relative_to(self.run.path)), "kind": kind}
-    return p
-
-@patch
-def add_model(self: StepContext, name: str, path, promote: bool = True) -> Path:
-    "Register a model checkpoint folder of this step; `promote` makes it the current model for later steps."
-    p = _add(self, name, path, "model")
-    if promote: self.promotes = name
-    return p
-
-@patch
-def add_figure(self: StepContext, name: str, fig) -> Path:
-    "Save a matplotlib figure as `<step>/<name>.png` (atomically) and register it for the report."
-    return _add(self, name, atomic_write_png(self.dir / f"{name}.png", fig), "figure")
-
-@patch
-def row(self: StepContext, artifact: str, **fields):
-    "A row of metrics.json: one artifact's size and quality figures."
-    self.rows.append({"artifact": artifact, **fields})
-
-@patch
-def finish(self: StepContext, **metrics) -> dict:
-    "Digest every artifact and record the step as done, atomically, in the manifest; rebuild metrics.json."
-    self.metrics.update(metrics)
-    for a in self.artifacts.values(): a["bytes"], a["sha256"] = artifact_digest(self.run.path / a["path"])
-    def done(m):
-        s = m["steps"].setdefault(self.step, {})
-        s.update(status="done", ended=now(), artifacts=self.artifacts, rows=self.rows, metrics=self.metrics,
-                 inputs=self.inputs, promotes=self.promotes, notes=self.notes, error=None)
-    self.run.update(done); write_metrics(self.run)
-    return self.metrics
-
-@patch
-def add_artifact(self: StepContext, name: str, path) -> Path:
-    "Register a file or folder of this step (a table, a JSON summary...)."
-    return _add(self, name, path, "file")
-
-@patch
-def add_table(self: StepContext, name: str, rows: list[dict], cols: list[str] | None = None) -> Path:
-    "A markdown table `<step>/<name>.md` (written atomically), shown in the report under this step."
-    from modforge_nb.report import _table
-    return _add(self, name, atomic_write_text(self.dir / f"{name}.md", _table(rows, cols or list(rows[0]) if rows else [])), "table")
-
-@patch
-def note(self: StepContext, text: str):
-    "A sentence for the report, under this step."
-    self.notes.append(text); print(text)
-
-# %% ../nbs/02_runs.ipynb #b508e3ea
-@patch
-def input_artifact(self: StepContext, step: str, name: str) -> Path:
-    "The path of artifact `name` of the done step `step`; recorded in this step's inputs."
-    s = self.run.manifest()["steps"].get(step, {})
-    if s.get("status") != "done":
-        raise RuntimeError(f"step {self.step} needs the output of step {step}, which is {s.get('status', 'not run')}; "
-                           f"add {step} before {self.step} in run.steps")
-    if name not in s.get("artifacts", {}):
-        raise KeyError(f"step {step} has no artifact {name!r}; it has {sorted(s.get('artifacts', {}))}")
-    a = s["artifacts"][name]
-    self.inputs[f"{step}/{name}"] = a["sha256"]
-    return self.run.path / a["path"]
-
-@patch
-def model_row(self: StepContext, artifact: str | None = None) -> dict:
-    "The metrics row of `artifact` (default: the current model), as earlier steps measured it."
-    if artifact is None:
-        cur = current_model(self.run, before=self.step)
-        if cur is None: raise RuntimeError(f"step {self.step}: no model has been promoted yet; run the baseline step first")
-        artifact = cur["artifact"]
-    rows = {r["artifact"]: r for r in metric_rows(self.run)}
-    if artifact not in rows: raise KeyError(f"no metrics row for {artifact!r}; rows: {sorted(rows)}")
-    return rows[artifact]
-
-@patch
-def base_model_path(self: StepContext) -> str:
-    "The first promoted model of the run (the untouched base), for comparisons with what a user would do instead."
-    models = lineage(self.run, before=self.step)
-    if not models: raise RuntimeError(f"step {self.step}: no model has been promoted yet; run the baseline step first")
-    return models[0]["path"]
-
-@patch
-def current_artifact(self: StepContext) -> str | None:
-    cur = current_model(self.run, before=self.step)
-    return cur["artifact"] if cur else None
