@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_compress.ipynb #b5432f3c
 from __future__ import annotations
-import json, os
+import json, os, time
 from pathlib import Path
 import torch
 from .fsutil import atomic_dir
@@ -12,7 +12,7 @@ from .evaluate import pydoc_topics, stdlib_source
 
 # %% auto #0
 __all__ = ['calibration_dataset', 'prune_recipe', 'quantize_recipe', 'check_group_size', 'run_oneshot', 'save_checkpoint',
-           'load_compressed', 'dense_copy', 'sparsity']
+           'load_compressed', 'dense_copy', 'sparsity', 'quantize_checkpoint', 'dense_checkpoint']
 
 # %% ../nbs/08b_compress.ipynb #16383236
 def calibration_dataset(tok, samples: int, seq_len: int, seed: int = 0):
@@ -98,3 +98,22 @@ def sparsity(model) -> float:
         if isinstance(m, torch.nn.Linear) and "lm_head" not in name:
             z += int((m.weight == 0).sum()); n += m.weight.numel()
     return z / max(1, n)
+
+# %% ../nbs/08b_compress.ipynb #33f25204
+def quantize_checkpoint(model, tok, out: str | Path, method: str, qc, seed: int = 0) -> float:
+    "W4A16-quantize `model` with `method` as the quantize section `qc` says, save it to `out` atomically; the seconds it took."
+    check_group_size(model, qc.group_size)
+    data = calibration_dataset(tok, qc.calibration.samples, qc.calibration.seq_len, seed)
+    t0 = time.monotonic()
+    run_oneshot(model, tok, quantize_recipe(method, qc.group_size), data, qc.calibration.seq_len)
+    secs = time.monotonic() - t0
+    save_checkpoint(model, tok, out, {"method": method, "scheme": "W4A16", "group_size": qc.group_size, "seconds": secs})
+    return secs
+
+def dense_checkpoint(path: str | Path, out: str | Path) -> Path:
+    "`path` itself if it is a plain checkpoint; else a dense copy of the compressed-tensors checkpoint, saved to `out` atomically."
+    if "quantization_config" not in json.loads((Path(path) / "config.json").read_text()): return Path(path)
+    model, tok = load_compressed(path)
+    with atomic_dir(out) as tmp:
+        dense_copy(model).save_pretrained(tmp); tok.save_pretrained(tmp)
+    return Path(out)

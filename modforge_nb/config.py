@@ -24,6 +24,7 @@ __all__ = ['Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'Local
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+# %% ../nbs/00_config.ipynb #18ac0377
 # Every number carries its range, so a bad one stops `load_config` (and `--set`) naming its key, the value and the
 # range, instead of failing late inside a step or, worse, quietly meaning nothing. The bounds are what the code that
 # reads the number needs.
@@ -33,6 +34,7 @@ Coverage = Annotated[float, Field(gt=0, le=1)]         # a share of corpus token
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]       # numpy and scikit-learn take unsigned 32-bit seeds
 ZstdLevel = Annotated[int, Field(ge=1, le=22)]         # zstd's compression levels
 
+# %% ../nbs/00_config.ipynb #852e26c3
 def _sparsity(v):
     if v == "2:4": return v
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
@@ -40,12 +42,14 @@ def _sparsity(v):
     return float(v)
 Sparsity = Annotated[float | Literal["2:4"], PlainValidator(_sparsity)]
 
+# %% ../nbs/00_config.ipynb #54da19f6
 def _local_task(name: str) -> str:
     from modforge_nb.tasks import GENERATORS   # imported when used: the config module stays free of later modules
     if name not in GENERATORS: raise ValueError(f"unknown local task {name!r}; known: {', '.join(GENERATORS)}")
     return name
 LocalTask = Annotated[str, AfterValidator(_local_task)]
 
+# %% ../nbs/00_config.ipynb #0aba6fc6
 class StepInstance(Strict):
     "One run of a step kind's notebook with its own parameters (a plain id in `run.steps` is its kind, no parameters)."
     kind: str                                   # a step kind of the registry (modforge_nb.steps.STEPS)
@@ -69,6 +73,7 @@ class RunSection(Strict):
             else: steps.append(s)
         return {**data, "steps": steps, "instances": inst}
 
+# %% ../nbs/00_config.ipynb #36f9892b
 class FixtureSpec(Strict):
     "A tiny Llama built from a config, with the real SmolLM2 tokenizer: every step runs on CPU in seconds."
     layers: Count = 2
@@ -86,6 +91,7 @@ class ModelSection(Strict):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     fixture: FixtureSpec = Field(default_factory=FixtureSpec)
 
+# %% ../nbs/00_config.ipynb #b7f0c4b3
 class RuntimeSection(Strict):
     "How to run. `seed` and `device` change what a step computes, so every step's fingerprint includes them; the rest never invalidates a finished step."
     device: Literal["cpu", "cuda", "auto"] = "cpu"  # results differ by device: fingerprinted (`auto` as it resolves)
@@ -94,6 +100,7 @@ class RuntimeSection(Strict):
     cache_dir: str = "cache"                    # converted models (GGUF -> HF checkpoint), keyed by content hash
     seed: Seed = 0                              # splits, sampling, training, calibration, clustering: fingerprinted
 
+# %% ../nbs/00_config.ipynb #22b9b0c4
 class PerplexityEval(Strict):
     text: Literal["pydoc_topics"] = "pydoc_topics"  # held-out half of CPython's own documentation topics
     max_tokens: Count = 10_000
@@ -118,6 +125,7 @@ class EvalSection(Strict):
     # HumanEval problems for each *compressed* artifact (the frontier); 0 = skip. On CPU it costs ~13 min an artifact.
     compressed_humaneval_limit: int | None = Field(0, ge=0)
 
+# %% ../nbs/00_config.ipynb #9c290c4c
 class VocabSection(Strict):
     corpus: list[Literal["pydoc_topics", "stdlib_source", "tasks"]] = Field(
         default_factory=lambda: ["pydoc_topics", "stdlib_source", "tasks"], min_length=1)
@@ -125,6 +133,7 @@ class VocabSection(Strict):
     coverage_levels: list[Coverage] = Field(default_factory=lambda: [0.99, 0.995, 0.999, 0.9999])
     target_coverage: Coverage = 0.999
 
+# %% ../nbs/00_config.ipynb #27a9f1c6
 class Gate(Strict):
     "A quality gate: every figure in `figures` may be at most `max_drop` (relative) worse than the reference model's."
     figures: list[str] = Field(default_factory=lambda: ["ppl"], min_length=1)  # checked against what the evaluation makes
@@ -135,11 +144,13 @@ class CalibrationData(Strict):
     samples: Count = 32
     seq_len: Count = 256
 
+# %% ../nbs/00_config.ipynb #956aec4d
 class TrimSection(Strict):
     coverage: Coverage | None = None            # None: vocab.target_coverage (0A's K)
     fallback_coverages: list[Coverage] = Field(default_factory=lambda: [0.9999, 1.0])  # tried in turn if the gate fails
     gate: Gate = Field(default_factory=lambda: Gate(figures=["bpb", "arith_mc_acc", "py_output_mc_acc"], max_drop=0.03))
 
+# %% ../nbs/00_config.ipynb #9cfe9196
 class PruneSection(Strict):
     method: Literal["wanda", "sparsegpt"] = "wanda"       # SparseGPT: ~9 s per linear module on 2 CPU cores
     levels: list[Sparsity] = Field(default_factory=lambda: [0.5, 0.6, 0.7, "2:4"], min_length=1)
@@ -149,6 +160,7 @@ class PruneSection(Strict):
     eval_rejected: bool = False
     calibration: CalibrationData = Field(default_factory=CalibrationData)
 
+# %% ../nbs/00_config.ipynb #b727c38f
 class QuantizeSection(Strict):
     methods: list[Literal["gptq", "awq"]] = Field(default_factory=lambda: ["gptq", "awq"], min_length=1)
     group_size: Count = 64                      # must divide the hidden size (576 for SmolLM2: 128 does not)
@@ -156,6 +168,7 @@ class QuantizeSection(Strict):
     untouched_baseline: bool = True             # also quantize the untouched base: what a user would do instead
     calibration: CalibrationData = Field(default_factory=CalibrationData)
 
+# %% ../nbs/00_config.ipynb #6019a312
 class GGUFSection(Strict):
     types: list[str] = Field(default_factory=lambda: ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"])
     untouched_types: list[str] = Field(default_factory=lambda: ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"])  # of the base model
@@ -166,6 +179,7 @@ class GGUFSection(Strict):
     continuation_tokens: Count = 16
     threads: int = Field(0, ge=0)               # llama.cpp threads; 0 = as runtime.threads
 
+# %% ../nbs/00_config.ipynb #5a955a71
 class PackSection(Strict):
     level: ZstdLevel = 19                       # zstd level
     compare_levels: list[ZstdLevel] = Field(default_factory=list)  # measured on a sample and reported, not used
@@ -174,6 +188,7 @@ class PackSection(Strict):
     dictionary: Literal["auto", "always", "never"] = "auto"
     what: Literal["gguf", "all"] = "gguf"       # gguf: every GGUF of 2C; all: also the safetensors checkpoints
 
+# %% ../nbs/00_config.ipynb #5096bb25
 def _choice_task(name: str) -> str:
     if not name.endswith("_mc"): raise ValueError(f"{name!r} is not a multiple-choice task (temperature scaling needs choice log-likelihoods)")
     return name
@@ -183,6 +198,7 @@ class CalibrateSection(Strict):
     fit_share: Share = 0.5                      # share of each task's items the temperature is fit on; the rest is held out
     bins: Count = 10                            # reliability bins of the ECE
 
+# %% ../nbs/00_config.ipynb #c621231e
 class LoraSpec(Strict):
     r: Count = 16
     alpha: Count = 32
@@ -203,6 +219,7 @@ class TrainSpec(Strict):
     min_delta: float = Field(0.0, ge=0)         # an evaluation must lower the loss by more than this to count
     val_share: Share = 0.1                      # share of the examples held out for the validation loss
 
+# %% ../nbs/00_config.ipynb #7a52108e
 class SFTSection(Strict):
     "1A: the curated set (`default` = the one the project generates and ships) and how to train on it."
     data: str = "default"                       # `default` or a path to chat-format JSONL ({"messages": [...]})
@@ -212,6 +229,7 @@ class SFTSection(Strict):
     train: TrainSpec = Field(default_factory=TrainSpec)
     gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.10))
 
+# %% ../nbs/00_config.ipynb #65bc40e1
 class TeachingSection(Strict):
     "How the teacher steps use the `teachers` tiers (1B, 1C, 2E; the domain modifiers too)."
     cascade: list[str] = Field(default_factory=list)   # tier names in cascade order; empty: every tier, as listed
@@ -225,6 +243,7 @@ class TeachingSection(Strict):
     temperature: float = Field(0.0, ge=0, le=2)  # 0 = greedy; OpenAI-compatible APIs take 0-2
     local_model: str = "base"                   # what a tier with base_url `local` serves: the run's base model, or a path
 
+# %% ../nbs/00_config.ipynb #279687c2
 class FailuresSection(Strict):
     "1B: which evaluations to collect failures from, and the clustering."
     humaneval_limit: int | None = Field(40, ge=0)  # HumanEval problems in 1B's (and 1C's) evaluation; 0 = none
@@ -233,6 +252,7 @@ class FailuresSection(Strict):
     k_max: int = Field(8, ge=2)                 # k with the best silhouette score in [k_min, k_max]
     label_examples: Count = 5                   # failures shown to the judge to name a cluster
 
+# %% ../nbs/00_config.ipynb #d9d64e32
 class DistillSection(Strict):
     "1C: examples per cluster, the contamination filter, training."
     per_cluster: Count = 8
@@ -242,12 +262,14 @@ class DistillSection(Strict):
     train: TrainSpec = Field(default_factory=lambda: TrainSpec(max_steps=40, eval_every=10))
     gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.10))
 
+# %% ../nbs/00_config.ipynb #da052e8c
 class RecoverySection(Strict):
     "2E: rank passages by perplexity under the compressed model; teacher examples for the worst; a short LoRA."
     passages: Count = 200                       # passages of the analysis half of the docs (never the held-out half)
     worst_share: float = Field(0.1, gt=0, le=1)
     train: TrainSpec = Field(default_factory=lambda: TrainSpec(max_steps=40, eval_every=10))
 
+# %% ../nbs/00_config.ipynb #45a56dc1
 class TeacherTier(Strict):
     "An OpenAI-compatible endpoint. `base_url: local` is the local server the teacher steps start themselves."
     name: str

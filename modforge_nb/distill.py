@@ -8,7 +8,7 @@ import json, random, re
 from pathlib import Path
 from .cascade import cascade
 from .sftdata import verify_answer, ContaminationIndex
-from .teaching import judge
+from .teaching import judge_check
 
 # %% auto #0
 __all__ = ['example_messages', 'parse_example', 'infer_check', 'make_checker', 'distill', 'item_correct', 'per_cluster_change']
@@ -61,9 +61,8 @@ def make_checker(client, index: ContaminationIndex, bar: int):
             ok = verify_answer(chk, a)
             info.update(check=chk, verified=ok, reason="verified" if ok else "verifier_rejected")
         else:
-            score, _ = judge(client, q, a)
-            ok = score is not None and score >= bar
-            info.update(judge_score=score, reason="judge_pass" if ok else ("judge_unreadable" if score is None else "judge_below_bar"))
+            ok, verdict = judge_check(client, q, a, bar)
+            info.update(verdict)
         if ok: kept.add(key)
         return ok, info
     return check

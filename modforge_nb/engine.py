@@ -129,7 +129,7 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
         if step_params(cfg, s): check_parameters(notebook_path(kinds[s]), {"run_dir": "", "step": s, **step_params(cfg, s)})
     run = open_run(cfg, Path(runs_dir or default_runs_dir()), run_id)
     say(f"run {run.id}: {run.path}")
-    from modforge_nb.teaching import ledger_totals
+    from modforge_nb.teachers import ledger_totals
     spent_before = ledger_totals(run.path)
     try:
         with file_lock(run.path / ".lock", blocking=False, what=f"run {run.id}"):

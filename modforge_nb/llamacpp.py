@@ -4,13 +4,13 @@
 
 # %% ../nbs/09_llamacpp.ipynb #e775f55c
 from __future__ import annotations
-import os, subprocess, sys
+import os, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['llama_cpp_source', 'hf_to_gguf', 'quantize_gguf', 'gguf_tensor_stats', 'GGUFModel']
+__all__ = ['llama_cpp_source', 'hf_to_gguf', 'quantize_gguf', 'gguf_tensor_stats', 'GGUFModel', 'gguf_folder']
 
 # %% ../nbs/09_llamacpp.ipynb #e4bbc422
 def llama_cpp_source() -> Path:
@@ -168,3 +168,14 @@ def _make_adapter(gm: GGUFModel, tok):
             return out
 
     return LlamaCppLM()
+
+# %% ../nbs/09_llamacpp.ipynb #5b8ac203
+def gguf_folder(f16: str | Path, qtype: str, tok_src: str | Path, out: str | Path, threads: int = 1) -> Path:
+    "A folder `out` with model.gguf of `qtype` (from the F16 file `f16`) and the tokenizer files of `tok_src`."
+    from modforge_nb.fsutil import atomic_dir
+    with atomic_dir(out) as tmp:
+        if qtype == "F16": shutil.copyfile(f16, tmp / "model.gguf")
+        else: quantize_gguf(f16, tmp / "model.gguf", qtype, threads, log=tmp / "quantize.log")
+        for f in Path(tok_src).iterdir():
+            if f.name.startswith(("tokenizer", "special_tokens", "chat_template")): shutil.copy(f, tmp / f.name)
+    return Path(out)

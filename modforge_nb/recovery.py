@@ -8,7 +8,7 @@ import math, random
 from .evaluate import pydoc_topics
 
 # %% auto #0
-__all__ = ['passages', 'passage_ppl', 'worst', 'explain_messages', 'training_rows']
+__all__ = ['passages', 'passage_ppl', 'worst', 'explain_messages', 'training_rows', 'explanation_check']
 
 # %% ../nbs/18_recovery.ipynb #228a4519
 def passages(n: int, seed: int = 0, min_chars: int = 200, max_chars: int = 1200) -> list[str]:
@@ -45,3 +45,9 @@ def training_rows(tok, texts: list[str], kept: list[tuple[str, str]]) -> list[di
         msgs = explain_messages(p) + [{"role": "assistant", "content": a}]
         rows.append({"text": tok.apply_chat_template(msgs, tokenize=False)})
     return rows
+
+# %% ../nbs/18_recovery.ipynb #dbfca327
+def explanation_check(client, texts: list[str], bar: int):
+    "check(item, text) -> (passed, info) for the cascade: the judge on the explanation of `texts[item]`."
+    from modforge_nb.teaching import judge_check
+    return lambda item, text: judge_check(client, explain_messages(texts[item])[0]["content"], text, bar)

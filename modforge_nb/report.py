@@ -115,7 +115,7 @@ def build_report(run: Run) -> Path:
         if scalars: md.append(markdown_table([scalars], list(scalars)))
         md += [t.read_text() for t in tables if t.exists()]
         md += [f"![{n}](../{a['path']})" for n, a in figs]
-    from modforge_nb.teaching import ledger_rows, ledger_markdown
+    from modforge_nb.teachers import ledger_rows, ledger_markdown
     if ledger_rows(run.path):   # every teacher and judge call of the run, by step and tier
         md += ["## Teachers (the ledger)", ledger_markdown(run.path)]
     return atomic_write_text(rep / "report.md", "\n\n".join(b.rstrip("\n") for b in md) + "\n")

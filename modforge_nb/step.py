@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 from fastcore.basics import patch
 from .config import load_config
-from .fsutil import atomic_write_png, atomic_write_text, artifact_digest
+from .fsutil import atomic_write_json, atomic_write_png, atomic_write_text, artifact_digest
 from .runs import Run, project_root, now, process_stamp, current_model, lineage, metric_rows, write_metrics, markdown_table
 
 # %% auto #0
-__all__ = ['StepContext']
+__all__ = ['StepContext', 'size_row', 'checkpoint_row']
 
 # %% ../nbs/02a_step.ipynb #0b72a860
 class StepContext:
@@ -163,3 +163,51 @@ def base_model_path(self: StepContext) -> str:
 def current_artifact(self: StepContext) -> str | None:
     cur = current_model(self.run, before=self.step)
     return cur["artifact"] if cur else None
+
+# %% ../nbs/02a_step.ipynb #c7cabb5e
+@patch
+def add_json(self: StepContext, name: str, obj, filename: str | None = None) -> Path:
+    "Write `obj` as `<step>/<filename>` (default `<name>.json`), atomically, and register it as artifact `name`."
+    return _add(self, name, atomic_write_json(self.dir / (filename or f"{name}.json"), obj))
+
+@patch
+def add_jsonl(self: StepContext, name: str, rows, filename: str | None = None) -> Path:
+    "Write `rows` as JSON Lines `<step>/<filename>` (default `<name>.jsonl`), atomically, and register it as artifact `name`."
+    text = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+    return _add(self, name, atomic_write_text(self.dir / (filename or f"{name}.jsonl"), text))
+
+# %% ../nbs/02a_step.ipynb #2e0fd32d
+def size_row(nbytes: int, params: int | None, **fields) -> dict:
+    "The size part of a metrics row (bytes, params, bits_per_param), then `fields`."
+    return dict(bytes=nbytes, params=params, bits_per_param=nbytes * 8 / params if params else None, **fields)
+
+def checkpoint_row(path: str | os.PathLike, **fields) -> dict:
+    "`size_row` of the safetensors checkpoint at `path`, then `fields`."
+    from modforge_nb.models import checkpoint_stats
+    st = checkpoint_stats(path)
+    return size_row(st["weight_bytes"], st["params"], **fields)
+
+# %% ../nbs/02a_step.ipynb #04866a46
+@patch
+def promote_by_gate(self: StepContext, ref: dict, candidates: list[dict], gate, what: str = "candidate", rank=None, veto=None,
+                    rejected: list[dict] = (), promoted=None, kept=None, verdicts: str | None = "verdicts") -> tuple[dict | None, list[dict]]:
+    "Gate `candidates` (rows with 'artifact', registered models) against `ref`; promote the best passing one and note it; (best, verdicts)."
+    from modforge_nb.gates import pick_passing
+    cur = self.current_artifact()
+    best, vs = pick_passing(ref, candidates, gate, **({"rank": rank} if rank else {}))
+    v = next((v for v in vs if best and v["artifact"] == best["artifact"]), None)
+    if best and veto and (why := veto(best)):
+        v.update(passed=False, reason=v["reason"] + why); best = None
+    vs += list(rejected)
+    for x in vs: print(f"{x['artifact']}: {x['reason']}")
+    if best:
+        if self.artifacts.get(best["artifact"], {}).get("kind") != "model":
+            raise ValueError(f"{best['artifact']!r} passed its gate but is not a model of this step: register it with add_model first")
+        self.promotes = best["artifact"]
+    if not vs: text = f"No {what} was made, so there was nothing to gate; {cur} stays current."
+    elif best: text = promoted(best, v) if promoted else f"Promoted {best['artifact']}: {v['reason']}."
+    else: text = kept(vs) if kept else (f"No {what} passed the {gate.max_drop:.0%} gate on {', '.join(gate.figures)}; {cur} stays current "
+                                        f"({'; '.join(x['artifact'] + ': ' + x['reason'] for x in vs)}).")
+    self.note(text)
+    if verdicts: self.add_json(verdicts, vs)
+    return best, vs

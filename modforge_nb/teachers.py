@@ -11,7 +11,8 @@ from .config import TeacherTier
 from .fsutil import atomic_write_json, file_lock
 
 # %% auto #0
-__all__ = ['RETRYABLE', 'BudgetExceeded', 'request_key', 'cost', 'estimate_tokens', 'Ledger', 'TeacherClient']
+__all__ = ['LEDGER_FILE', 'RETRYABLE', 'BudgetExceeded', 'request_key', 'cost', 'estimate_tokens', 'Ledger', 'ledger_rows',
+           'ledger_totals', 'ledger_markdown', 'TeacherClient']
 
 # %% ../nbs/12_teachers.ipynb #b4dd3e16
 class BudgetExceeded(RuntimeError): "The next request would spend more than the budget allows; nothing was sent."
@@ -30,6 +31,8 @@ def estimate_tokens(messages: list[dict]) -> int:
     return sum(len(str(m.get("content", ""))) for m in messages) // 4 + 4 * len(messages)
 
 # %% ../nbs/12_teachers.ipynb #dd5d0a44
+LEDGER_FILE = "teachers/ledger.json"   # where a run keeps its ledger, relative to the run folder
+
 class Ledger:
     "Tokens, requests, cache hits and cost per (step, tier); a JSON file, updated atomically under a lock."
     def __init__(self, path: str | Path): self.path = Path(path); self._lock = threading.Lock()
@@ -44,6 +47,29 @@ class Ledger:
             atomic_write_json(self.path, d)
 
     def spent(self) -> float: return sum(e.get("cost", 0.0) for e in self.read()["entries"].values())
+
+def ledger_rows(run_path: str | Path) -> list[dict]:
+    "Per (step, tier): requests, cache hits, new requests, retries, tokens, cost."
+    p = Path(run_path) / LEDGER_FILE
+    if not p.exists(): return []
+    out = []
+    for e in Ledger(p).read()["entries"].values():
+        r = {"step": e["step"], "tier": e["tier"], "requests": e.get("requests", 0), "cache_hits": e.get("cache_hits", 0),
+             "retries": e.get("retries", 0), "tokens_in": e.get("tokens_in", 0), "tokens_out": e.get("tokens_out", 0), "cost": e.get("cost", 0.0)}
+        r["new"] = r["requests"] - r["cache_hits"]; out.append(r)
+    return out
+
+def ledger_totals(run_path: str | Path) -> dict:
+    rows = ledger_rows(run_path)
+    return {k: sum(r[k] for r in rows) for k in ("requests", "cache_hits", "new", "tokens_in", "tokens_out", "cost")}
+
+def ledger_markdown(run_path: str | Path) -> str:
+    rows = ledger_rows(run_path)
+    if not rows: return "No teacher calls in this run."
+    lines = ["| step | tier | requests | new | cache hits | retries | tokens in | tokens out | cost (USD) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows: lines.append(f"| {r['step']} | {r['tier']} | {r['requests']} | {r['new']} | {r['cache_hits']} | {r['retries']} | "
+                                f"{r['tokens_in']:,} | {r['tokens_out']:,} | {r['cost']:.4f} |")
+    return "\n".join(lines)
 
 # %% ../nbs/12_teachers.ipynb #d8b08efd
 RETRYABLE = (408, 409, 429, 500, 502, 503, 504)

@@ -6,14 +6,13 @@
 from __future__ import annotations
 import contextlib, gc, json, re
 from pathlib import Path
-from .teachers import TeacherClient, Ledger
+from .teachers import TeacherClient, Ledger, LEDGER_FILE, ledger_rows, ledger_markdown
 
 # %% auto #0
-__all__ = ['RUBRIC', 'teachers_dir', 'teacher_session', 'judge_messages', 'parse_score', 'judge', 'ledger_rows', 'ledger_totals',
-           'ledger_markdown']
+__all__ = ['RUBRIC', 'teachers_dir', 'teacher_session', 'judge_messages', 'parse_score', 'judge', 'judge_check']
 
 # %% ../nbs/15_teaching.ipynb #4e60f090
-def teachers_dir(run_path: str | Path) -> Path: return Path(run_path) / "teachers"
+def teachers_dir(run_path: str | Path) -> Path: return (Path(run_path) / LEDGER_FILE).parent
 
 def _local_model(ctx) -> tuple[str, str]:
     "(path, sha256) of the model the local tiers serve."
@@ -75,26 +74,9 @@ def judge(client, question: str, answer: str) -> tuple[int | None, dict]:
     a = client.chat(client.judge, judge_messages(question, answer), max_tokens=16, temperature=0.0)
     return parse_score(a["text"]), a
 
-# %% ../nbs/15_teaching.ipynb #231ce6a9
-def ledger_rows(run_path: str | Path) -> list[dict]:
-    "Per (step, tier): requests, cache hits, new requests, retries, tokens, cost."
-    p = teachers_dir(run_path) / "ledger.json"
-    if not p.exists(): return []
-    out = []
-    for e in Ledger(p).read()["entries"].values():
-        r = {"step": e["step"], "tier": e["tier"], "requests": e.get("requests", 0), "cache_hits": e.get("cache_hits", 0),
-             "retries": e.get("retries", 0), "tokens_in": e.get("tokens_in", 0), "tokens_out": e.get("tokens_out", 0), "cost": e.get("cost", 0.0)}
-        r["new"] = r["requests"] - r["cache_hits"]; out.append(r)
-    return out
-
-def ledger_totals(run_path: str | Path) -> dict:
-    rows = ledger_rows(run_path)
-    return {k: sum(r[k] for r in rows) for k in ("requests", "cache_hits", "new", "tokens_in", "tokens_out", "cost")}
-
-def ledger_markdown(run_path: str | Path) -> str:
-    rows = ledger_rows(run_path)
-    if not rows: return "No teacher calls in this run."
-    lines = ["| step | tier | requests | new | cache hits | retries | tokens in | tokens out | cost (USD) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows: lines.append(f"| {r['step']} | {r['tier']} | {r['requests']} | {r['new']} | {r['cache_hits']} | {r['retries']} | "
-                                f"{r['tokens_in']:,} | {r['tokens_out']:,} | {r['cost']:.4f} |")
-    return "\n".join(lines)
+# %% ../nbs/15_teaching.ipynb #5ab9cc7b
+def judge_check(client, question: str, answer: str, bar: int) -> tuple[bool, dict]:
+    "(passed, {'judge_score', 'reason'}) of the judge on `answer`; reason: judge_pass, judge_below_bar or judge_unreadable."
+    score, _ = judge(client, question, answer)
+    ok = score is not None and score >= bar
+    return ok, {"judge_score": score, "reason": "judge_pass" if ok else ("judge_unreadable" if score is None else "judge_below_bar")}

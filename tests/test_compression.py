@@ -110,7 +110,8 @@ def test_delivered_gguf_is_gated(smoke_run, runs_dir):
     assert v["drops"]["ppl"] > 0, "the premise below: the 4-bit file is worse than its fp32 source"
     # a zero-drop gate on perplexity must refuse it
     p = modforge("run", SMOKE, "--run-id", "g", "--no-progress", "--steps", "2C", "--from", "2C",
-                 "--set", "gguf.gate={figures: [ppl], max_drop: 0.0}", runs_dir=runs_dir, check=0)
+                 "--set", "gguf.gate={figures: [ppl], max_drop: 0.0}", "--set", "gguf.types=[Q4_K_M]", "--set", "gguf.untouched_types=[]",
+                 "--set", "gguf.agreement_prompts=1", runs_dir=runs_dir, check=0)          # only the deliverable: seconds, not minutes
     s = manifest(run)["steps"]["2C"]
     assert s["status"] == "done" and s.get("promotes") is None and s["metrics"]["delivered"] is None, p.stderr[-2000:]
     assert "Nothing delivered: gguf-q4_k_m failed its gate" in _notes(run, "2C") and "Delivered" not in _notes(run, "2C")
