@@ -6,7 +6,7 @@
 from __future__ import annotations
 import contextlib, gc, json, re
 from pathlib import Path
-from .teachers import TeacherClient, Ledger, LEDGER_FILE, ledger_rows, ledger_markdown
+from .teachers import TeacherClient, LEDGER_FILE
 
 # %% auto #0
 __all__ = ['RUBRIC', 'teachers_dir', 'teacher_session', 'judge_messages', 'parse_score', 'judge', 'judge_check']
