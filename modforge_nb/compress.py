@@ -12,7 +12,8 @@ from .evaluate import pydoc_topics, stdlib_source
 
 # %% auto #0
 __all__ = ['calibration_dataset', 'prune_recipe', 'quantize_recipe', 'check_group_size', 'run_oneshot', 'save_checkpoint',
-           'load_compressed', 'dense_copy', 'sparsity', 'quantize_checkpoint', 'dense_checkpoint']
+           'load_compressed', 'dense_copy', 'sparsity', 'prune_name', 'prune_checkpoint', 'quantize_checkpoint',
+           'dense_checkpoint', 'prune_figure']
 
 # %% ../nbs/08b_compress.ipynb #16383236
 def calibration_dataset(tok, samples: int, seq_len: int, seed: int = 0):
@@ -100,6 +101,18 @@ def sparsity(model) -> float:
     return z / max(1, n)
 
 # %% ../nbs/08b_compress.ipynb #33f25204
+def prune_name(method: str, level) -> str:
+    "The artifact name of one pruning level: prune-wanda-50pct, prune-sparsegpt-2of4."
+    return f"prune-{method}-{'2of4' if level == '2:4' else f'{round(float(level) * 100)}pct'}"
+
+def prune_checkpoint(model, tok, out: str | Path, method: str, level, data, seq_len: int) -> float:
+    "Prune `model` in place to `level` with `method` on the calibration `data`, save it to `out` atomically; the seconds it took."
+    t0 = time.monotonic()
+    run_oneshot(model, tok, prune_recipe(method, level), data, seq_len)
+    secs = time.monotonic() - t0
+    save_checkpoint(model, tok, out, {"method": method, "level": level, "seconds": secs})
+    return secs
+
 def quantize_checkpoint(model, tok, out: str | Path, method: str, qc, seed: int = 0) -> float:
     "W4A16-quantize `model` with `method` as the quantize section `qc` says, save it to `out` atomically; the seconds it took."
     check_group_size(model, qc.group_size)
@@ -117,3 +130,18 @@ def dense_checkpoint(path: str | Path, out: str | Path) -> Path:
     with atomic_dir(out) as tmp:
         dense_copy(model).save_pretrained(tmp); tok.save_pretrained(tmp)
     return Path(out)
+
+# %% ../nbs/08b_compress.ipynb #65cb1b79
+def prune_figure(rows: list[dict], ref: dict, gate, method: str, current: str | None):
+    "Perplexity (log) against sparsity (%) of each pruning level in `rows`, with the current model's and the gate's lines."
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = [r["sparsity"] * 100 for r in rows]
+    ax.plot(xs, [r["ppl"] for r in rows], "o", c="tab:red")
+    for r, x in zip(rows, xs): ax.annotate(r["level"], (x, r["ppl"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.axhline(ref["ppl"], c="grey", ls="--", label=f"current model ({current})")
+    if "ppl" in gate.figures: ax.axhline(ref["ppl"] * (1 + gate.max_drop), c="tab:green", ls=":", label=f"gate (+{gate.max_drop:.0%})")
+    ax.set(xlabel="sparsity of the decoder's Linear weights (%)", ylabel="perplexity (held-out) ↓", yscale="log",
+           title=f"{method} pruning grid"); ax.legend(fontsize=8); ax.grid(alpha=0.3)
+    return fig

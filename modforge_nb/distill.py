@@ -4,14 +4,15 @@
 
 # %% ../nbs/17_distill.ipynb #779cc1c6
 from __future__ import annotations
-import json, random, re
+import collections, json, random, re
 from pathlib import Path
 from .cascade import cascade
-from .sftdata import verify_answer, ContaminationIndex
+from .sftdata import verify_answer, ContaminationIndex, load_sft
 from .teaching import judge_check
 
 # %% auto #0
-__all__ = ['example_messages', 'parse_example', 'infer_check', 'make_checker', 'distill', 'item_correct', 'per_cluster_change']
+__all__ = ['JUDGE_REASONS', 'example_messages', 'parse_example', 'infer_check', 'make_checker', 'distill', 'by_cluster',
+           'outcome_summary', 'replay_rows', 'distill_metrics', 'item_correct', 'per_cluster_change']
 
 # %% ../nbs/17_distill.ipynb #446fa947
 def example_messages(shots: list[dict], j: int) -> list[dict]:
@@ -84,6 +85,38 @@ def distill(client, clusters: dict[int, list[dict]], per_cluster: int, shots: in
             examples.append({"messages": [{"role": "user", "content": info["question"]}, {"role": "assistant", "content": info["answer"]}],
                              "cluster": it["cluster"], "tier": r["tier"], "verified": info.get("verified"), "judge_score": info.get("judge_score")})
     return {"examples": examples, "items": outcomes, "tiers": res["tiers"], "stopped": res["stopped"], "unsettled": res["unsettled"]}
+
+# %% ../nbs/17_distill.ipynb #07e5cd1c
+JUDGE_REASONS = ("judge_pass", "judge_below_bar", "judge_unreadable")
+
+def by_cluster(failures: list[dict]) -> dict[int, list[dict]]:
+    "{cluster: its failures}, in the order 1B wrote them."
+    out = collections.defaultdict(list)
+    for f in failures: out[f["cluster"]].append(f)
+    return dict(out)
+
+def outcome_summary(out: dict) -> dict:
+    "{'reasons': final outcome -> count, 'tiers': one table row per tier, 'judge_pass_rate': among what the judge scored}."
+    reasons = collections.Counter(o.get("reason", "not sent") for o in out["items"])
+    tiers = [{"tier": t, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in st.items() if k != "reasons"},
+              **st.get("reasons", {})} for t, st in out["tiers"].items()]
+    judged = [o for o in out["items"] if o.get("judge_score") is not None or o.get("reason") in JUDGE_REASONS]
+    rate = sum(o.get("reason") == "judge_pass" for o in judged) / len(judged) if judged else None
+    return {"reasons": dict(reasons), "tiers": tiers, "judge_pass_rate": rate}
+
+def replay_rows(examples: list[dict], replay: int, seed: int = 0) -> tuple[list[dict], int]:
+    "(chat rows to train on: the kept examples, then `replay` seeded curated examples; how many were replayed)."
+    curated = load_sft() if replay else []
+    picked = random.Random(seed).sample(curated, min(replay, len(curated)))
+    return [{"messages": e["messages"]} for e in examples] + [{"messages": r["messages"]} for r in picked], len(picked)
+
+def distill_metrics(out: dict, summary: dict, change_rows: list[dict], overall: dict) -> dict:
+    "The step's metrics: requests, kept (per tier), filtered, verified, judge pass rate, fixed and broken items."
+    ex, r = out["examples"], summary["reasons"]
+    return dict(requests=len(out["items"]), kept=len(ex), **{f"kept_{t}": sum(e["tier"] == t for e in ex) for t in out["tiers"]},
+                contaminated=r.get("contaminated", 0), verifier_rejected=r.get("verifier_rejected", 0),
+                verified=sum(bool(e["verified"]) for e in ex), judge_pass_rate=summary["judge_pass_rate"],
+                fixed=sum(x["fixed"] for x in change_rows) if change_rows else None, broken=overall.get("broken"))
 
 # %% ../nbs/17_distill.ipynb #6b0e674e
 def item_correct(eval_dir: str | Path) -> dict[str, bool]:

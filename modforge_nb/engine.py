@@ -7,14 +7,15 @@ from __future__ import annotations
 import datetime as dt, hashlib, importlib.util, json, os, shutil, sys, time
 from pathlib import Path
 from .config import Config, load_config, config_fingerprint, config_to_yaml
-from .steps import STEP_NOTEBOOKS, STEP_INPUTS, TEACHER_STEPS, kind_of, notebook_code, module_closure, closure_hash
+from .steps import STEP_NOTEBOOKS, STEP_INPUTS, TEACHER_STEPS, kind_of, step_inputs, notebook_code, module_closure, closure_hash
 from .fsutil import file_lock, LockHeld, atomic_write_text
 from .runs import Run, RunError, process_stamp, project_root, now, default_runs_dir, format_metrics
 from .models import model_source_file, resolve_device
 
 # %% auto #0
 __all__ = ['STEP_PARAMETERS', 'StepFailed', 'notebook_path', 'notebook_code_hash', 'package_root', 'library_hash', 'step_params',
-           'fingerprints', 'check_parameters', 'execute_step', 'open_run', 'store_config', 'say', 'run_pipeline']
+           'fingerprints', 'check_parameters', 'execute_step', 'open_run', 'store_config', 'say', 'teacher_figures',
+           'run_pipeline']
 
 # %% ../nbs/06_engine.ipynb #bdf1f661
 class StepFailed(RuntimeError): "A step notebook raised; the message names the step, the error and the notebook."
@@ -41,14 +42,14 @@ def step_params(cfg: Config, step: str) -> dict:
     return dict(inst.params) if inst else {}
 
 def fingerprints(cfg: Config, sources: dict[str, str] | None = None) -> dict[str, str]:
-    "The chained fingerprint of each step of `run.steps`."
+    "The fingerprint of each step of `run.steps`: what it computes with, and the fingerprints of the steps it depends on."
     device = resolve_device("auto") if cfg.runtime.device == "auto" else None   # `auto`: what it picks here
-    prev, out = "", {}
+    deps, out = step_inputs(cfg.run.steps, cfg.run.instances), {}
     for sid in cfg.run.steps:
         kind = kind_of(sid, cfg.run.instances)
-        parts = [prev, sid, kind, json.dumps(step_params(cfg, sid), sort_keys=True), config_fingerprint(cfg, STEP_INPUTS.get(kind), device),
-                 library_hash(kind, sources), notebook_code_hash(notebook_path(kind))]
-        prev = out[sid] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
+        parts = [*(f"{d}={out[d]}" for d in deps[sid]), sid, kind, json.dumps(step_params(cfg, sid), sort_keys=True),
+                 config_fingerprint(cfg, STEP_INPUTS.get(kind), device), library_hash(kind, sources), notebook_code_hash(notebook_path(kind))]
+        out[sid] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return out
 
 # %% ../nbs/06_engine.ipynb #a80bd099
@@ -113,6 +114,12 @@ def store_config(run: Run, cfg: Config) -> None:
 # %% ../nbs/06_engine.ipynb #10d08f7f
 def say(msg: str) -> None: print(msg, file=sys.stderr, flush=True)
 
+def teacher_figures(manifest: dict, steps: list[str]) -> dict:
+    "What `steps` asked of teachers, summed from their own metrics (`teaching.teacher_session` records them)."
+    ms = [manifest["steps"].get(s, {}).get("metrics", {}) for s in steps]
+    return {k: sum(m.get(f, 0) or 0 for m in ms) for k, f in (("new", "teacher_new_requests"), ("cache_hits", "teacher_cache_hits"),
+                                                               ("cost", "teacher_cost"))}
+
 def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=None, runs_dir=None, progress=True) -> Run:
     "Load the config, open the run, execute the steps not done; build the report. Returns the run."
     cfg = load_config(config_path, list(overrides))
@@ -129,12 +136,10 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
         if step_params(cfg, s): check_parameters(notebook_path(kinds[s]), {"run_dir": "", "step": s, **step_params(cfg, s)})
     run = open_run(cfg, Path(runs_dir or default_runs_dir()), run_id)
     say(f"run {run.id}: {run.path}")
-    from modforge_nb.teachers import ledger_totals
-    spent_before = ledger_totals(run.path)
     try:
         with file_lock(run.path / ".lock", blocking=False, what=f"run {run.id}"):
             store_config(run, cfg)
-            fps, manifest = fingerprints(cfg), run.manifest()
+            fps, manifest, ran = fingerprints(cfg), run.manifest(), []
             for i, sid in enumerate(selected, 1):
                 s = manifest["steps"].get(sid, {})
                 if s.get("status") == "done" and s.get("fingerprint") == fps[sid] and sid not in forced:
@@ -144,12 +149,12 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
                 say(f"[{i}/{len(selected)}] {sid}: {why} — {notebook_path(kinds[sid]).relative_to(project_root())}"
                     + (f" {step_params(cfg, sid)}" if step_params(cfg, sid) else ""))
                 t0 = time.monotonic()
-                entry = execute_step(run, sid, fps[sid], cfg.runtime.kernel, progress, kinds[sid], step_params(cfg, sid))
+                entry = execute_step(run, sid, fps[sid], cfg.runtime.kernel, progress, kinds[sid], step_params(cfg, sid)); ran.append(sid)
                 say(f"[{i}/{len(selected)}] {sid}: done in {time.monotonic() - t0:.0f} s  {format_metrics(entry.get('metrics', {}))}")
     except LockHeld as e:
         raise RunError(f"{e}: another `modforge run` is working on {run.path}; wait for it or pick another --run-id") from None
-    t = {k: v - spent_before.get(k, 0) for k, v in ledger_totals(run.path).items()}
-    if any(kinds[s] in TEACHER_STEPS for s in selected):   # the cache's promise, checked on every invocation
+    if any(kinds[s] in TEACHER_STEPS for s in selected):   # the cache's promise, checked on every invocation (skipped steps ask nothing)
+        t = teacher_figures(run.manifest(), ran)
         say(f"teachers this invocation: {t['new']} new requests (${t['cost']:.4f}), {t['cache_hits']} answered from the cache"
             + (" — nothing was asked of a teacher" if t["new"] == 0 else ""))
     from modforge_nb.report import build_report

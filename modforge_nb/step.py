@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from fastcore.basics import patch
 from .config import load_config
+from .steps import STEPS, kind_of, step_inputs
 from .fsutil import atomic_write_json, atomic_write_png, atomic_write_text, artifact_digest
 from .runs import Run, project_root, now, process_stamp, current_model, lineage, metric_rows, write_metrics, markdown_table
 
@@ -129,8 +130,27 @@ def note(self: StepContext, text: str):
 
 # %% ../nbs/02a_step.ipynb #b508e3ea
 @patch
+def depends_on(self: StepContext) -> list[str]:
+    "The earlier step ids this step depends on (`steps.step_inputs`): the only steps whose artifacts it may read."
+    order = list(self.cfg.run.steps)
+    order = order if self.step in order else order + [self.step]     # opened by hand for a step the config lacks
+    return step_inputs(order, self.cfg.run.instances).get(self.step, [])
+
+@patch
+def earlier(self: StepContext, *kinds: str) -> list[str]:
+    "The step ids before this one whose kind is one of `kinds` (each declared in this kind's `needs`), in run order."
+    undeclared = set(kinds) - set(STEPS[self.kind].needs) if self.kind in STEPS else set()
+    if undeclared: raise ValueError(f"step kind {self.kind} reads steps of kind {sorted(undeclared)} without declaring them: "
+                                    f"add them to `needs` of its record in modforge_nb.steps (so its fingerprint covers them)")
+    return [s for s in self.depends_on() if kind_of(s, self.cfg.run.instances) in kinds]
+
+@patch
 def input_artifact(self: StepContext, step: str, name: str) -> Path:
-    "The path of artifact `name` of the done step `step`; recorded in this step's inputs."
+    "The path of artifact `name` of the done step `step` (one this step depends on); recorded in this step's inputs."
+    if step in self.cfg.run.steps and step not in self.depends_on():
+        raise ValueError(f"step {self.step} reads an artifact of {step}, which it does not depend on (it depends on "
+                         f"{self.depends_on() or 'nothing'}): add {kind_of(step, self.cfg.run.instances)} to `needs` of the "
+                         f"{self.kind} record in modforge_nb.steps, so that its fingerprint covers what it reads")
     s = self.run.manifest()["steps"].get(step, {})
     if s.get("status") != "done":
         raise RuntimeError(f"step {self.step} needs the output of step {step}, which is {s.get('status', 'not run')}; "

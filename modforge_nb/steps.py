@@ -10,8 +10,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['STEPS', 'STEP_NOTEBOOKS', 'STEP_INPUTS', 'TEACHER_STEPS', 'GATED_STEPS', 'ROW_HUMANEVAL', 'StepKind',
-           'nbdev_skip_regex', 'kind_of', 'notebook_code', 'config_reads', 'module_imports', 'module_closure',
-           'closure_hash']
+           'nbdev_skip_regex', 'kind_of', 'step_inputs', 'notebook_code', 'config_reads', 'module_imports',
+           'module_closure', 'closure_hash']
 
 # %% ../nbs/00b_steps.ipynb #cff498f2
 @dataclass(frozen=True)
@@ -27,31 +27,35 @@ class StepKind:
     # ("" : the step makes no model rows; None: scored without HumanEval, a GGUF through llama.cpp)
     humaneval: str | None = ""
     standalone_test: bool = False        # cheap enough for nbdev_test to run alone (the others run in order in pytest)
+    promotes: bool = False               # may make the current model of the steps after it (`ctx.add_model(promote=True)`)
+    needs: tuple[str, ...] = ()          # the step kinds whose artifacts or rows it reads (`ctx.input_artifact`, `ctx.earlier`)
 
 # %% ../nbs/00b_steps.ipynb #dada74b5
 STEPS: dict[str, StepKind] = {s.id: s for s in [
     StepKind("baseline", "phase1/00_baseline.ipynb", ("model", "eval"), "size, bits/param, perplexity, tasks, HumanEval of the untouched model",
-             humaneval="eval.humaneval.limit", standalone_test=True),
+             humaneval="eval.humaneval.limit", standalone_test=True, promotes=True),
     StepKind("0A", "phase1/0A_vocab_analysis.ipynb", ("model", "vocab"), "token frequencies, coverage curve, K for the target coverage",
              standalone_test=True),
     StepKind("0B", "phase1/0B_vocab_trim.ipynb", ("eval", "trim", "vocab"), "trimmed tokenizer + embeddings, validated, rolled back if worse",
-             gate="trim", humaneval="eval.compressed_humaneval_limit"),
+             gate="trim", humaneval="eval.compressed_humaneval_limit", promotes=True, needs=("0A",)),
     StepKind("1A", "phase1/1A_sft.ipynb", ("eval", "sft"), "curated SFT (trl, LoRA or full), early stopping on validation loss",
-             gate="sft", humaneval="eval.compressed_humaneval_limit"),
+             gate="sft", humaneval="eval.compressed_humaneval_limit", promotes=True),
     StepKind("1B", "phase1/1B_failures.ipynb", ("eval", "failures", "teachers", "teaching"),
              "failures embedded (MiniLM), clustered (KMeans), labelled by the judge", teachers=True),
     StepKind("1C", "phase1/1C_distill.ipynb", ("eval", "failures", "distill", "teachers", "teaching"),
              "teacher cascade writes examples like the failures; judged, verified, trained", teachers=True, gate="distill",
-             humaneval="failures.humaneval_limit"),
+             humaneval="failures.humaneval_limit", promotes=True, needs=("1B",)),
     StepKind("2A", "phase1/2A_prune.ipynb", ("eval", "prune"), "sparsity grid (llm-compressor), each level evaluated, a rule picks",
-             gate="prune", humaneval="eval.compressed_humaneval_limit"),
+             gate="prune", humaneval="eval.compressed_humaneval_limit", promotes=True),
     StepKind("2B", "phase1/2B_quantize.ipynb", ("eval", "quantize"), "W4A16 (GPTQ/AWQ, llm-compressor), reloaded and evaluated",
-             gate="quantize", humaneval="eval.compressed_humaneval_limit"),
+             gate="quantize", humaneval="eval.compressed_humaneval_limit", promotes=True),
     StepKind("2C", "phase1/2C_gguf.ipynb", ("eval", "gguf"), "GGUF f16 + K-quants (llama.cpp), scored through llama.cpp, agreement",
-             gate="gguf", humaneval=None),
-    StepKind("2D", "phase1/2D_pack.ipynb", ("pack", "gguf"), "zstd pack of the artifacts, verified round trip, true ratios"),
+             gate="gguf", humaneval=None, promotes=True),
+    StepKind("2D", "phase1/2D_pack.ipynb", ("pack", "gguf"), "zstd pack of the artifacts, verified round trip, true ratios",
+             needs=("0B", "2A", "2B", "2C")),
     StepKind("2E", "phase1/2E_recovery.ipynb", ("eval", "recovery", "teachers", "teaching"),
-             "worst held-out samples under the compressed model -> teacher -> LoRA", teachers=True),
+             "worst held-out samples under the compressed model -> teacher -> LoRA", teachers=True,
+             needs=("2B",)),
     StepKind("2F", "phase1/2F_calibrate.ipynb", ("calibrate", "eval"), "temperature scaling on multiple-choice logits, ECE, reliability plot"),
 ]}
 
@@ -73,6 +77,17 @@ def kind_of(step: str, instances: dict | None = None) -> str:
     inst = (instances or {}).get(step)
     if inst is None: return step
     return inst["kind"] if isinstance(inst, dict) else inst.kind
+
+# %% ../nbs/00b_steps.ipynb #0cee6018
+def step_inputs(order: list[str], instances: dict | None = None) -> dict[str, list[str]]:
+    "{step id: the earlier step ids it depends on}: the nearest earlier `promotes` step, and every earlier step of a kind it `needs`."
+    out, model = {}, None
+    for i, sid in enumerate(order):
+        kind = STEPS[kind_of(sid, instances)]
+        deps = [s for s in order[:i] if kind_of(s, instances) in kind.needs]
+        out[sid] = sorted(set(deps) | ({model} if model else set()), key=order.index)
+        if kind.promotes: model = sid
+    return out
 
 # %% ../nbs/00b_steps.ipynb #fce5def0
 def notebook_code(path: Path) -> str:

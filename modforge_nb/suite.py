@@ -12,7 +12,7 @@ from .humaneval import humaneval
 from .fsutil import atomic_write_text
 
 # %% auto #0
-__all__ = ['run_suite', 'load_artifact', 'compressed_eval']
+__all__ = ['run_suite', 'load_artifact', 'compressed_eval', 'score_gated']
 
 # %% ../nbs/04a_suite.ipynb #05b600cc
 def _jsonl(rows) -> str: return "".join(json.dumps(r, default=str) + "\n" for r in rows)
@@ -55,3 +55,14 @@ def load_artifact(path: str | Path, device: str = "cpu", threads: int = 1, n_ctx
 def compressed_eval(ev: EvalSection) -> EvalSection:
     "The `eval` section as compressed artifacts use it: HumanEval limited to `eval.compressed_humaneval_limit`."
     return ev.model_copy(update={"humaneval": ev.humaneval.model_copy(update={"limit": ev.compressed_humaneval_limit})})
+
+# %% ../nbs/04a_suite.ipynb #bfe532bd
+def score_gated(model, tok, ev: EvalSection, ref: dict, gate, out_dir: str | Path, full_anyway: bool = False) -> tuple[dict, dict | None]:
+    "(figures, None) when the cheap figures of `gate` pass against `ref` (then the whole suite ran); (cheap figures, the failing verdict) else."
+    from modforge_nb.gates import check_gate, Gate
+    cheap = [f for f in gate.figures if f in ("ppl", "bpb")]
+    if not cheap: return run_suite(model, tok, ev, out_dir), None
+    figures = run_suite(model, tok, ev.model_copy(update={"tasks": [], "humaneval": ev.humaneval.model_copy(update={"limit": 0})}), out_dir)
+    early = check_gate(ref, figures, Gate(figures=cheap, max_drop=gate.max_drop))
+    if early["passed"] or full_anyway: return run_suite(model, tok, ev, out_dir), None if early["passed"] else early
+    return figures, early

@@ -51,7 +51,9 @@ def teacher_session(ctx):
     client.judge = tc.judge or client.order[-1]
     ctx.inputs["teachers"] = {t.name: t.model for t in tiers}
     try: yield client
-    finally:
+    finally:   # what this step asked, in its own metrics: the engine sums them per invocation (the ledger keeps the history)
+        for k, v in (("teacher_new_requests", client.stats["new"]), ("teacher_cache_hits", client.stats["cache_hits"]),
+                     ("teacher_cost", client.stats["cost"])): ctx.metrics[k] = ctx.metrics.get(k, 0) + v
         if server is not None: server.shutdown(); server.server_close()
         del teacher; gc.collect()
 
