@@ -9,6 +9,7 @@ from modforge_nb.config import load_config
 STEPS = load_config(SMOKE).run.steps   # every step kind of the registry, in order
 
 def _rows(run): return {r["artifact"]: r for r in json.loads((run / "metrics.json").read_text())["rows"]}
+def _notes(run, step): return " ".join(manifest(run)["steps"][step].get("notes", []))
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
@@ -58,10 +59,19 @@ def test_smoke_compression_track(smoke_run, runs_dir):
     assert not list(runs_dir.glob("bad.gguf*"))
     assert "MISMATCH" in modforge("status", "c", "--verify", runs_dir=runs_dir, check=1).stdout
 
-def test_killed_export_leaves_nothing_that_looks_complete(smoke_run, runs_dir):
+# 2C with only its deliverable (seconds, not minutes): a killed export, then the resume under a gate it cannot pass
+ONLY_DELIVERABLE = ("--set", "gguf.types=[Q4_K_M]", "--set", "gguf.untouched_types=[]", "--set", "gguf.agreement_prompts=1")
+
+def test_killed_export_resumes_and_a_failed_gate_delivers_nothing(smoke_run, runs_dir):
+    """A 2C killed mid-way leaves nothing that looks complete and resumes; 2C promotes its deliverable only through a
+    gate against the model it came from, so resumed under a zero-drop gate it delivers nothing (and still records the row)."""
     run = _copy(smoke_run, runs_dir, "k")
+    v = json.loads((run / manifest(run)["steps"]["2C"]["artifacts"]["verdict"]["path"]).read_text())
+    assert v["artifact"] == "gguf-q4_k_m" and v["passed"] and "ppl" in v["drops"]      # the smoke gate: within its bound
+    assert v["drops"]["ppl"] > 0, "the premise below: the 4-bit file is worse than its fp32 source"
     t0 = time.time()
-    proc = subprocess.Popen([str(MODFORGE), "--runs-dir", str(runs_dir), "run", str(SMOKE), "--run-id", "k", "--from", "2C", "--no-progress"],
+    proc = subprocess.Popen([str(MODFORGE), "--runs-dir", str(runs_dir), "run", str(SMOKE), "--run-id", "k", "--steps", "2C", "--from", "2C",
+                             *ONLY_DELIVERABLE, "--no-progress"],
                             cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     try:
@@ -79,8 +89,14 @@ def test_killed_export_leaves_nothing_that_looks_complete(smoke_run, runs_dir):
     assert m["steps"]["2C"]["status"] == "running" and "artifacts" not in m["steps"]["2C"]
     for p in (run / "2C").iterdir():       # whatever is on disk is either complete or named as partial
         if p.name.startswith("gguf-") and ".partial" not in p.name: assert (p / "model.gguf").exists()
-    p = modforge("run", SMOKE, "--run-id", "k", "--no-progress", runs_dir=runs_dir, check=0)
-    assert "2C: resuming" in p.stderr and "2B: done, unchanged (skipped)" in p.stderr, p.stderr
+    # resumed with a zero-drop gate on perplexity, which must refuse the deliverable
+    p = modforge("run", SMOKE, "--run-id", "k", "--no-progress", "--steps", "2C", *ONLY_DELIVERABLE,
+                 "--set", "gguf.gate={figures: [ppl], max_drop: 0.0}", runs_dir=runs_dir, check=0)
+    assert "2C: resuming" in p.stderr, p.stderr
+    s = manifest(run)["steps"]["2C"]
+    assert s["status"] == "done" and s.get("promotes") is None and s["metrics"]["delivered"] is None, p.stderr[-2000:]
+    assert "Nothing delivered: gguf-q4_k_m failed its gate" in _notes(run, "2C") and "Delivered" not in _notes(run, "2C")
+    assert "gguf-q4_k_m" in _rows(run)                                   # still recorded as a row, just not shipped
     assert modforge("status", "k", "--verify", runs_dir=runs_dir, check=0).stdout.count("MISMATCH") == 0
 
 def test_teacher_steps_and_a_rerun_from_the_cache(smoke_run, runs_dir):
@@ -99,23 +115,6 @@ def test_teacher_steps_and_a_rerun_from_the_cache(smoke_run, runs_dir):
     assert "teachers this invocation: 0 new requests" in again.stderr and "nothing was asked of a teacher" in again.stderr, again.stderr[-3000:]
     m2 = manifest(run)
     for s in ("1B", "1C", "2E"): assert m2["steps"][s]["metrics"]["teacher_new_requests"] == 0 and m2["steps"][s]["metrics"]["teacher_cache_hits"] > 0
-
-def _notes(run, step): return " ".join(manifest(run)["steps"][step].get("notes", []))
-
-def test_delivered_gguf_is_gated(smoke_run, runs_dir):
-    "2C promotes its deliverable only through a gate against the model it came from; a gate it cannot pass delivers nothing."
-    run = _copy(smoke_run, runs_dir, "g")
-    v = json.loads((run / manifest(run)["steps"]["2C"]["artifacts"]["verdict"]["path"]).read_text())
-    assert v["artifact"] == "gguf-q4_k_m" and v["passed"] and "ppl" in v["drops"]      # the smoke gate: within its bound
-    assert v["drops"]["ppl"] > 0, "the premise below: the 4-bit file is worse than its fp32 source"
-    # a zero-drop gate on perplexity must refuse it
-    p = modforge("run", SMOKE, "--run-id", "g", "--no-progress", "--steps", "2C", "--from", "2C",
-                 "--set", "gguf.gate={figures: [ppl], max_drop: 0.0}", "--set", "gguf.types=[Q4_K_M]", "--set", "gguf.untouched_types=[]",
-                 "--set", "gguf.agreement_prompts=1", runs_dir=runs_dir, check=0)          # only the deliverable: seconds, not minutes
-    s = manifest(run)["steps"]["2C"]
-    assert s["status"] == "done" and s.get("promotes") is None and s["metrics"]["delivered"] is None, p.stderr[-2000:]
-    assert "Nothing delivered: gguf-q4_k_m failed its gate" in _notes(run, "2C") and "Delivered" not in _notes(run, "2C")
-    assert "gguf-q4_k_m" in _rows(run)                                   # still recorded as a row, just not shipped
 
 def test_quantize_notes_say_what_ran(smoke_run, runs_dir):
     "quantize.methods=[awq] on a CPU: nothing is quantized, and the notes say exactly that (no 'GPTQ ran instead', no gate verdict)."
