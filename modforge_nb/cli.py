@@ -8,7 +8,7 @@ import argparse, sys
 from pathlib import Path
 from .config import ConfigError
 from .steps import STEP_NOTEBOOKS
-from .runs import (Run, RunError, RUN_ID_RULE, check_run_id, current_model, default_runs_dir, step_seconds,
+from .runs import (Run, RunError, StepFailed, RUN_ID_RULE, check_run_id, current_model, default_runs_dir, step_seconds,
     step_state, format_metrics, step_order)
 from .fsutil import artifact_digest
 
@@ -152,10 +152,12 @@ def cmd_teacher_serve(args) -> int:
 # %% ../nbs/07_cli.ipynb #5fe27809
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from modforge_nb.engine import StepFailed, run_pipeline
     try:
         if args.cmd == "run":
             _check_run_id(args)
+            from modforge_nb.config import load_config
+            load_config(args.config, list(args.overrides))   # a bad config or override fails here, before torch is imported (~3 s)
+            from modforge_nb.engine import run_pipeline
             run = run_pipeline(args.config, args.overrides, args.run_id, args.steps, args.from_step, args.runs_dir,
                                progress=not args.no_progress)
             print(f"done: {run.path}\nreport: {run.path / 'report' / 'report.md'}")

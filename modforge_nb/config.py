@@ -12,13 +12,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 from .steps import STEP_NOTEBOOKS, STEP_INPUTS, GATED_STEPS, ROW_HUMANEVAL, TEACHER_STEPS, kind_of   # the registry
 
 # %% auto #0
-__all__ = ['Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'LocalTask', 'RESULT_RUNTIME_KEYS', 'Strict',
-           'StepInstance', 'RunSection', 'FixtureSpec', 'ModelSection', 'RuntimeSection', 'PerplexityEval',
-           'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate', 'CalibrationData', 'TrimSection', 'PruneSection',
-           'QuantizeSection', 'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec', 'SFTSection',
-           'TeachingSection', 'FailuresSection', 'DistillSection', 'RecoverySection', 'TeacherTier', 'eval_figures',
-           'gate_problems', 'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file',
-           'load_config', 'config_to_yaml', 'config_fingerprint']
+__all__ = ['Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'LocalTask', 'GGUF_FILE_TYPES', 'GGUF_TENSOR_TYPES',
+           'RESULT_RUNTIME_KEYS', 'Strict', 'StepInstance', 'RunSection', 'FixtureSpec', 'ModelSection',
+           'RuntimeSection', 'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate',
+           'CalibrationData', 'TrimSection', 'PruneSection', 'QuantizeSection', 'ImatrixSpec', 'MixMove', 'MixSection',
+           'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec', 'SFTSection', 'TeachingSection',
+           'FailuresSection', 'DistillSection', 'RecoverySection', 'TeacherTier', 'eval_figures', 'gate_problems',
+           'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file', 'load_config',
+           'config_to_yaml', 'config_fingerprint']
 
 # %% ../nbs/00_config.ipynb #aec223d7
 class Strict(BaseModel):
@@ -148,6 +149,7 @@ class CalibrationData(Strict):
 class TrimSection(Strict):
     coverage: Coverage | None = None            # None: vocab.target_coverage (0A's K)
     fallback_coverages: list[Coverage] = Field(default_factory=lambda: [0.9999, 1.0])  # tried in turn if the gate fails
+    keep_first: int = Field(0, ge=0)            # also keep the tokenizer's first N ids (its most common merges); 0: none
     gate: Gate = Field(default_factory=lambda: Gate(figures=["bpb", "arith_mc_acc", "py_output_mc_acc"], max_drop=0.03))
 
 # %% ../nbs/00_config.ipynb #9cfe9196
@@ -169,10 +171,35 @@ class QuantizeSection(Strict):
     calibration: CalibrationData = Field(default_factory=CalibrationData)
 
 # %% ../nbs/00_config.ipynb #6019a312
+# llama.cpp's file types (`llama-quantize` presets) and tensor types this project knows; written out, not imported:
+# loading a config must not need llama.cpp (a test checks both sets against the installed llama-cpp-python)
+GGUF_FILE_TYPES = {"F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1",
+                   "IQ4_NL", "IQ4_XS", "Q3_K_M", "Q3_K_L", "Q3_K_S", "Q2_K"}
+GGUF_TENSOR_TYPES = {"F32", "F16", "Q8_0", "Q6_K", "Q5_K", "Q5_0", "Q5_1", "Q4_K", "Q4_0", "Q4_1", "IQ4_NL", "IQ4_XS",
+                     "Q3_K", "IQ3_S", "Q2_K", "MXFP4"}
+
+class ImatrixSpec(Strict):
+    samples: Count = 32                         # calibration windows: analysis-half docs + library source, never held-out text
+    seq_len: Count = 512
+
+class MixMove(Strict):
+    tensors: str                                # a regex on GGUF tensor names, as llama-quantize's --tensor-type: ffn_down, ffn_gate|ffn_up
+    type: str                                   # the smaller tensor type tried for them (Q4_K, IQ4_NL, Q4_0...)
+
+class MixSection(Strict):
+    base: str = "Q4_1"                          # the start: every tensor this type (llama.cpp's `pure`), with the importance matrix
+    embedding: str | None = None                # the token embedding's type at the start (None: `base`)
+    moves: list[MixMove] = Field(default_factory=list)   # tried one at a time, cheapest perplexity per byte saved first
+    budget: Share = 0.03                        # search perplexity at most this much above the F16 export's
+    search_tokens: Count = 4096                 # analysis-half docs the search scores on (the gate scores held-out text)
+
 class GGUFSection(Strict):
     types: list[str] = Field(default_factory=lambda: ["F16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"])
     untouched_types: list[str] = Field(default_factory=lambda: ["Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"])  # of the base model
-    deliver: str = "Q4_K_M"                     # the type promoted as the pipeline's artifact, if it passes `gate`
+    imatrix_types: list[str] = Field(default_factory=list)   # made again with the importance matrix (rows *-imat), both models
+    imatrix: ImatrixSpec = Field(default_factory=ImatrixSpec)
+    mix: MixSection | None = None               # the per-tensor search (row gguf-mix); None: no search
+    deliver: str = "Q4_K_M"                     # what is promoted if it passes `gate`: a type, `<type>-imat` or `mix`
     # the file that ships against the model it was exported from: a 4-bit GGUF costs a few % of perplexity
     gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.10))
     agreement_prompts: Count = 100
@@ -440,11 +467,19 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
                               f"'.', '_' or '-', and not a step kind's own id)")
     if len(set(cfg.run.steps)) != len(cfg.run.steps):
         raise ConfigError(f"{source}: run.steps lists a step twice: {cfg.run.steps}")
-    known = {"F32", "F16", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q5_K_S", "Q5_0", "Q5_1", "Q4_K_M", "Q4_K_S", "Q4_0", "Q4_1", "Q3_K_M", "Q3_K_L", "Q3_K_S", "Q2_K"}
-    for t in [*cfg.gguf.types, *cfg.gguf.untouched_types, cfg.gguf.deliver]:
-        if t not in known: raise ConfigError(f"{source}: gguf type {t!r} unknown; known: {', '.join(sorted(known))}")
-    if cfg.gguf.deliver not in cfg.gguf.types:
-        raise ConfigError(f"{source}: gguf.deliver={cfg.gguf.deliver!r} is not in gguf.types {cfg.gguf.types}")
+    g = cfg.gguf
+    for t in [*g.types, *g.untouched_types, *g.imatrix_types, *([g.mix.base] if g.mix else [])]:
+        if t not in GGUF_FILE_TYPES: raise ConfigError(f"{source}: gguf type {t!r} unknown; known: {', '.join(sorted(GGUF_FILE_TYPES))}")
+    for t in ([g.mix.embedding] if g.mix and g.mix.embedding else []) + [m.type for m in (g.mix.moves if g.mix else [])]:
+        if t not in GGUF_TENSOR_TYPES:
+            raise ConfigError(f"{source}: gguf.mix tensor type {t!r} unknown; known: {', '.join(sorted(GGUF_TENSOR_TYPES))}")
+    for m in (g.mix.moves if g.mix else []):
+        try: re.compile(m.tensors)
+        except re.error as e: raise ConfigError(f"{source}: gguf.mix move tensors={m.tensors!r} is no regular expression: {e}") from None
+    deliverable = [*g.types, *(f"{t}-imat" for t in g.imatrix_types), *(["mix"] if g.mix else [])]
+    if g.deliver not in deliverable:
+        raise ConfigError(f"{source}: gguf.deliver={g.deliver!r} is not made by this config; it makes {deliverable}"
+                          + (" (`mix` needs a gguf.mix section)" if g.deliver == "mix" else ""))
     names = [t.name for t in cfg.teachers]
     for n in [*cfg.teaching.cascade, *([cfg.teaching.judge] if cfg.teaching.judge else [])]:
         if n not in names: raise ConfigError(f"{source}: teaching names tier {n!r}, but `teachers` has {names or 'none'}")

@@ -9,17 +9,15 @@ from pathlib import Path
 from .config import Config, load_config, config_fingerprint, config_to_yaml
 from .steps import STEP_NOTEBOOKS, STEP_INPUTS, TEACHER_STEPS, kind_of, step_inputs, notebook_code, module_closure, closure_hash
 from .fsutil import file_lock, LockHeld, atomic_write_text
-from .runs import Run, RunError, process_stamp, project_root, now, default_runs_dir, format_metrics
+from .runs import Run, RunError, StepFailed, process_stamp, project_root, now, default_runs_dir, format_metrics
 from .models import model_source_file, resolve_device
 
 # %% auto #0
-__all__ = ['STEP_PARAMETERS', 'StepFailed', 'notebook_path', 'notebook_code_hash', 'package_root', 'library_hash', 'step_params',
+__all__ = ['STEP_PARAMETERS', 'notebook_path', 'notebook_code_hash', 'package_root', 'library_hash', 'step_params',
            'fingerprints', 'check_parameters', 'execute_step', 'open_run', 'store_config', 'say', 'teacher_figures',
            'run_pipeline']
 
 # %% ../nbs/06_engine.ipynb #bdf1f661
-class StepFailed(RuntimeError): "A step notebook raised; the message names the step, the error and the notebook."
-
 def notebook_path(kind: str) -> Path:
     "The notebook of a step kind (an instance runs its kind's notebook: `kind_of`)."
     p = project_root() / "nbs" / STEP_NOTEBOOKS[kind]

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['llama_cpp_source', 'hf_to_gguf', 'quantize_gguf', 'gguf_tensor_stats', 'GGUFModel', 'gguf_folder']
+__all__ = ['llama_cpp_source', 'hf_to_gguf', 'ggml_type', 'quantize_gguf', 'gguf_tensor_types', 'gguf_tensor_stats', 'GGUFModel',
+           'gguf_folder']
 
 # %% ../nbs/09_llamacpp.ipynb #e4bbc422
 def llama_cpp_source() -> Path:
@@ -55,14 +56,42 @@ def hf_to_gguf(model_dir: str | Path, out: str | Path, outtype: str = "f16", pre
     return out
 
 # %% ../nbs/09_llamacpp.ipynb #0c09b11c
-def quantize_gguf(src: str | Path, out: str | Path, qtype: str, threads: int = 1, log: str | Path | None = None) -> Path:
-    "Quantize a GGUF to `qtype` (e.g. Q4_K_M) with llama.cpp's `llama_model_quantize`; atomic. Its per-tensor log goes to `log`."
+def ggml_type(name: str) -> int:
+    "llama.cpp's tensor type number of `name` (Q4_1, IQ4_NL, Q4_K...), or an error that lists the known ones."
     import llama_cpp
+    t = getattr(llama_cpp, f"GGML_TYPE_{name.upper()}", None)
+    if t is None:
+        known = sorted(k[10:] for k in dir(llama_cpp) if k.startswith("GGML_TYPE_") and k != "GGML_TYPE_COUNT")
+        raise ValueError(f"llama.cpp has no tensor type {name!r}; known: {', '.join(known)}")
+    return t
+
+def quantize_gguf(src: str | Path, out: str | Path, qtype: str, threads: int = 1, log: str | Path | None = None,
+                  imatrix: dict[str, np.ndarray] | None = None, overrides: dict[str, str] | None = None,
+                  embedding_type: str | None = None, output_type: str | None = None, pure: bool = False) -> Path:
+    """Quantize a GGUF to `qtype` (e.g. Q4_K_M) with llama.cpp's `llama_model_quantize`; atomic. Its per-tensor log goes to `log`.
+    `imatrix`: {tensor name: mean squared input per column} weighting the rounding error; `overrides`: {regex on tensor names:
+    type}; `embedding_type`/`output_type`: the token embedding's/output's type; `pure`: no K-quant mix, every tensor `qtype`."""
+    import ctypes, llama_cpp
     ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{qtype.upper()}", None)
     if ftype is None: raise ValueError(f"llama.cpp has no file type {qtype!r}")
     out = Path(out); tmp = out.with_name(out.name + ".partial")
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype, params.nthread = ftype, threads
+    params.ftype, params.nthread, params.pure = ftype, threads, pure
+    params.allow_requantize = True        # a file already quantized (the shipped Q4_1) is a valid source
+    if embedding_type: params.token_embedding_type = ggml_type(embedding_type)
+    if output_type: params.output_tensor_type = ggml_type(output_type)
+    keep = []                             # ctypes buffers llama.cpp reads during the call: alive until it returns
+    if overrides:
+        tt = (llama_cpp.llama_model_tensor_override * (len(overrides) + 1))()   # terminated by a null pattern
+        for i, (pat, t) in enumerate(overrides.items()):
+            keep.append(pat.encode()); tt[i].pattern, tt[i].type = keep[-1], ggml_type(t)
+        keep.append(tt); params.tt_overrides = ctypes.cast(tt, type(params.tt_overrides))
+    if imatrix:
+        im = (llama_cpp.llama_model_imatrix_data * (len(imatrix) + 1))()      # terminated by a null name
+        for i, (name, v) in enumerate(imatrix.items()):
+            buf = np.ascontiguousarray(v, dtype=np.float32); keep += [buf, name.encode()]
+            im[i].name, im[i].data, im[i].size = keep[-1], buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), buf.size
+        keep.append(im); params.imatrix = ctypes.cast(im, type(params.imatrix))
     # llama.cpp prints a line per tensor from C: send file descriptors 1 and 2 to the log while it runs
     sys.stdout.flush(); sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -75,6 +104,11 @@ def quantize_gguf(src: str | Path, out: str | Path, qtype: str, threads: int = 1
         raise RuntimeError(f"llama_model_quantize({src} -> {qtype}) returned {rc}")
     os.replace(tmp, out)
     return out
+
+def gguf_tensor_types(path: str | Path) -> dict[str, str]:
+    "{tensor name: its type} of a GGUF file, from its header."
+    from gguf import GGUFReader
+    return {t.name: t.tensor_type.name for t in GGUFReader(str(path)).tensors}
 
 def gguf_tensor_stats(path: str | Path) -> dict:
     "{'params', 'types': {type: tensor count}} of a GGUF file, from its header."
@@ -170,12 +204,12 @@ def _make_adapter(gm: GGUFModel, tok):
     return LlamaCppLM()
 
 # %% ../nbs/09_llamacpp.ipynb #5b8ac203
-def gguf_folder(f16: str | Path, qtype: str, tok_src: str | Path, out: str | Path, threads: int = 1) -> Path:
-    "A folder `out` with model.gguf of `qtype` (from the F16 file `f16`) and the tokenizer files of `tok_src`."
+def gguf_folder(f16: str | Path, qtype: str, tok_src: str | Path, out: str | Path, threads: int = 1, **quant) -> Path:
+    "A folder `out` with model.gguf of `qtype` (from the F16 file `f16`; `quant`: `quantize_gguf`'s recipe) and `tok_src`'s tokenizer files."
     from modforge_nb.fsutil import atomic_dir
     with atomic_dir(out) as tmp:
-        if qtype == "F16": shutil.copyfile(f16, tmp / "model.gguf")
-        else: quantize_gguf(f16, tmp / "model.gguf", qtype, threads, log=tmp / "quantize.log")
+        if qtype == "F16" and not quant: shutil.copyfile(f16, tmp / "model.gguf")
+        else: quantize_gguf(f16, tmp / "model.gguf", qtype, threads, log=tmp / "quantize.log", **quant)
         for f in Path(tok_src).iterdir():
             if f.name.startswith(("tokenizer", "special_tokens", "chat_template")): shutil.copy(f, tmp / f.name)
     return Path(out)

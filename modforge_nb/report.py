@@ -8,22 +8,16 @@ import datetime as dt, os, platform
 from pathlib import Path
 from .runs import Run, markdown_table, metric_rows, write_metrics, step_seconds, step_state, current_model
 from .fsutil import atomic_write_text, atomic_write_png
+from .frontier import KIND_STYLE, frontier_figure
 
 # %% auto #0
-__all__ = ['NO_SIZES', 'SIZE_KEYS', 'PANELS', 'KIND_STYLE', 'quality_keys', 'plot_quality_vs_size', 'machine', 'build_report']
+__all__ = ['NO_SIZES', 'SIZE_KEYS', 'PANELS', 'quality_keys', 'plot_quality_vs_size', 'machine', 'build_report']
 
 # %% ../nbs/05_report.ipynb #bcff76e4
 NO_SIZES = "no sized artifacts yet"
 
 SIZE_KEYS = {"artifact", "step", "bytes", "params", "bits_per_param", "source_bytes", "label", "kind"}
 PANELS = [("ppl", "perplexity (held-out docs) ↓"), ("bpb", "bits per byte (held-out docs) ↓"), ("humaneval_pass@1", "HumanEval pass@1 ↑")]
-# how each kind of row is drawn: the pipeline's artifacts against what a user would do instead
-KIND_STYLE = {"base": ("black", "s", "base"), "trim": ("tab:purple", "D", "vocab trim (0B)"),
-              "prune-grid": ("tab:red", "v", "pruning grid (2A)"), "pipeline": ("tab:blue", "o", "ModForge pipeline"),
-              "alternative": ("tab:orange", "^", "untouched base, same tool"), "packed": ("tab:green", "P", "zstd pack (2D)"),
-              "sft": ("tab:cyan", "h", "curated SFT (1A)"), "distilled": ("tab:olive", "X", "failure distillation (1C)"),
-              "recovered": ("tab:brown", "*", "recovery LoRA (2E)")}
-
 def quality_keys(rows: list[dict]) -> list[tuple[str, str]]:
     "(key, title) of each quality figure present: perplexity, bits/byte and HumanEval first, then task accuracies."
     present = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and k not in SIZE_KEYS}
@@ -80,6 +74,8 @@ def build_report(run: Run) -> Path:
     cur = current_model(run)
     fig = plot_quality_vs_size(rows, f"{run.id}: quality versus size", highlight=cur["artifact"] if cur else None)
     atomic_write_png(rep / "quality_vs_size.png", fig); plt.close(fig)
+    fig = frontier_figure(rows, highlight=cur["artifact"] if cur else None, title=f"{run.id}: bits per byte (held-out) against size")
+    atomic_write_png(rep / "frontier.png", fig); plt.close(fig)
     steps = []
     for sid in cfg.run.steps:
         s = m["steps"].get(sid, {"status": "pending"})
@@ -93,8 +89,9 @@ def build_report(run: Run) -> Path:
           "".join(f"- **{sid}**: {note}\n" for sid in cfg.run.steps for note in m["steps"].get(sid, {}).get("notes", []))
           + (f"- **current model**: `{cur['artifact']}` from step {cur['step']}\n" if cur else ""),
           "## Steps", markdown_table(steps, ["step", "status", "seconds", "notebook"]),
+          "## Frontier", "![the frontier: bits per byte against size](frontier.png)",
           "## Artifacts", markdown_table(rows, size_cols + qcols) if rows else f"_{NO_SIZES}: no done step has recorded an artifact row._\n",
-          "![quality versus size](quality_vs_size.png)"]
+          "Every figure against size (small panels):", "![quality versus size](quality_vs_size.png)"]
     sized = [r for r in rows if isinstance(r.get("bytes"), (int, float))]
     pairs = [(r, by[f"untouched-{r['artifact']}"]) for by in [{x["artifact"]: x for x in sized}] for r in sized
              if f"untouched-{r['artifact']}" in by]

@@ -12,16 +12,17 @@ from .config import Config, validate_config, config_to_yaml
 from .fsutil import atomic_write_json, atomic_write_text, file_lock
 
 # %% auto #0
-__all__ = ['MANIFEST_FORMAT', 'STATUSES', 'RUN_ID_PATTERN', 'RUN_ID_RULE', 'RunError', 'check_run_id', 'project_root', 'now',
-           'default_runs_dir', 'step_seconds', 'format_metrics', 'markdown_table', 'Run', 'manifest_problem',
-           'process_started', 'process_stamp', 'process_alive', 'step_state', 'lineage', 'current_model', 'step_order',
-           'metric_rows', 'write_metrics']
+__all__ = ['MANIFEST_FORMAT', 'STATUSES', 'RUN_ID_PATTERN', 'RUN_ID_RULE', 'RunError', 'StepFailed', 'check_run_id',
+           'project_root', 'now', 'default_runs_dir', 'step_seconds', 'format_metrics', 'markdown_table', 'Run',
+           'manifest_problem', 'process_started', 'process_stamp', 'process_alive', 'step_state', 'lineage',
+           'current_model', 'step_order', 'metric_rows', 'write_metrics']
 
 # %% ../nbs/02_runs.ipynb #4680ef67
 MANIFEST_FORMAT = 1
 STATUSES = ("pending", "running", "done", "failed")
 
 class RunError(RuntimeError): "A run folder that cannot be used as it is; the message says why and what to do."
+class StepFailed(RuntimeError): "A step notebook raised; the message names the step, the error and the notebook."
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 RUN_ID_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit, and no '..'"

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['merge_parents', 'close_under_merges', 'trim_tokenizer', 'trim_model', 'k_for_coverage', 'keep_ids_for']
+__all__ = ['merge_parents', 'close_under_merges', 'trim_tokenizer', 'trim_model', 'k_for_coverage', 'keep_ids_for', 'fallback']
 
 # %% ../nbs/08_trim.ipynb #e3ba69b6
 def merge_parents(merges: list) -> dict[str, tuple[str, str]]:
@@ -85,9 +85,17 @@ def k_for_coverage(freq_csv: str | Path, coverage: float) -> int:
             if float(r["coverage"]) >= coverage - 1e-9: break
     return k
 
-def keep_ids_for(freq_csv: str | Path, K: int, always: list[int]) -> list[int]:
-    "Ids of the `K` most frequent tokens in 0A's `token_frequencies.csv`, plus `always`."
+def keep_ids_for(freq_csv: str | Path, K: int, always: list[int], keep_first: int = 0) -> list[int]:
+    "Ids of the `K` most frequent tokens in 0A's `token_frequencies.csv`, plus `always`, plus the ids below `keep_first`."
     import csv
     with open(freq_csv, newline="") as f:
         top = [int(r["id"]) for r, _ in zip(csv.DictReader(f), range(K))]
-    return sorted(set(top) | set(always))
+    return sorted(set(top) | set(always) | set(range(keep_first)))
+
+# %% ../nbs/08_trim.ipynb #3b0e9dde
+def fallback(old_tok, new_tok, text: str, byte_ids_old: set[int], byte_ids_new: set[int]) -> dict:
+    "{'tokens_before', 'tokens_after', 'token_increase', 'byte_share_before', 'byte_share_after'} of `text` under both tokenizers."
+    a, b = old_tok(text, add_special_tokens=False).input_ids, new_tok(text, add_special_tokens=False).input_ids
+    share = lambda ids, byte: sum(i in byte for i in ids) / max(len(ids), 1)
+    return {"tokens_before": len(a), "tokens_after": len(b), "token_increase": len(b) / max(len(a), 1) - 1,
+            "byte_share_before": share(a, byte_ids_old), "byte_share_after": share(b, byte_ids_new)}

@@ -36,9 +36,15 @@ def test_smoke_compression_track(smoke_run, runs_dir):
         assert r["bytes"] > 0 and r["ppl"] > 1 and 0 < r["bpb"] and 0 <= r["arith_mc_acc"] <= 1 and "arith_gen_exact_match" in r
         assert 0 <= r["agree_top1"] <= 1 and r["agree_kl"] >= -1e-6 and r["agree_tokenizer_match"] == 1.0
     assert rows["gguf-q4_k_m"]["bytes"] < rows["gguf-f16"]["bytes"]
+    # with the importance matrix (of each model), and the per-tensor mix its search found
+    assert {"gguf-q4_1-imat", "untouched-gguf-q4_1-imat", "gguf-mix"} <= set(rows) and rows["gguf-mix"]["kind"] == "mix"
+    assert {"pipeline-imatrix", "untouched-imatrix", "mix_search", "mix_trials"} <= set(m["steps"]["2C"]["artifacts"])
+    search = json.loads((run / m["steps"]["2C"]["artifacts"]["mix_search"]["path"]).read_text())
+    assert search["recipe"] == json.loads(m["steps"]["2C"]["metrics"]["mix_recipe"]) and len(search["trials"]) >= 4
+    assert rows["gguf-mix"]["bytes"] < rows["gguf-q8_0"]["bytes"] and 0 <= rows["gguf-mix"]["agree_top1"] <= 1
     # packed rows: real sizes, quality of the verified-identical source
     packed = [n for n in rows if n.endswith(".zst")]
-    assert len(packed) == 4 and all(rows[n]["pack_ratio"] > 1 and rows[n]["ppl"] == rows[rows[n]["packed_from"]]["ppl"] for n in packed)
+    assert len(packed) == len([n for n in rows if n.startswith(("gguf-", "untouched-gguf-")) and n not in packed]) and all(rows[n]["pack_ratio"] > 1 and rows[n]["ppl"] == rows[rows[n]["packed_from"]]["ppl"] for n in packed)
     # the delivered model is the current one; its temperature is saved for serving
     cur = m["steps"]["2C"]["promotes"]; assert cur == "gguf-q4_k_m"
     t = json.loads((run / m["steps"]["2F"]["artifacts"]["temperature"]["path"]).read_text())
@@ -60,7 +66,8 @@ def test_smoke_compression_track(smoke_run, runs_dir):
     assert "MISMATCH" in modforge("status", "c", "--verify", runs_dir=runs_dir, check=1).stdout
 
 # 2C with only its deliverable (seconds, not minutes): a killed export, then the resume under a gate it cannot pass
-ONLY_DELIVERABLE = ("--set", "gguf.types=[Q4_K_M]", "--set", "gguf.untouched_types=[]", "--set", "gguf.agreement_prompts=1")
+ONLY_DELIVERABLE = ("--set", "gguf.types=[Q4_K_M]", "--set", "gguf.untouched_types=[]", "--set", "gguf.imatrix_types=[]",
+                    "--set", "gguf.mix=null", "--set", "gguf.agreement_prompts=1")
 
 def test_killed_export_resumes_and_a_failed_gate_delivers_nothing(smoke_run, runs_dir):
     """A 2C killed mid-way leaves nothing that looks complete and resumes; 2C promotes its deliverable only through a

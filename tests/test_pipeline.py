@@ -1,10 +1,21 @@
 """The smoke config end to end through papermill: complete, skip, kill and resume, fail and recover, bad run folders."""
-import fcntl, json, os, signal, subprocess, time
+import fcntl, json, os, shutil, signal, subprocess, time
 from pathlib import Path
+import pytest
 from conftest import modforge, manifest, SMOKE, MODFORGE, ROOT, env
 
 # the run engine's behaviour on the first two steps (test_compression.py runs the whole smoke pipeline)
 FOUNDATION = ("--set", "run.steps=[baseline, 0A]")
+
+@pytest.fixture(scope="module")
+def baseline_run(tmp_path_factory):
+    "One run with only the baseline done, shared: each test that needs one works on its own copy."
+    runs = tmp_path_factory.mktemp("base")
+    modforge("run", SMOKE, *FOUNDATION, "--run-id", "b", "--steps", "baseline", "--no-progress", runs_dir=runs, check=0)
+    return runs / "b"
+
+def _copy(run, runs_dir, name):
+    shutil.copytree(run, runs_dir / name, symlinks=True); return runs_dir / name
 
 def _statuses(run):
     return {k: v["status"] for k, v in manifest(run)["steps"].items()}
@@ -73,9 +84,8 @@ def test_failed_step_stops_the_run_and_a_fix_resumes_it(runs_dir):
     modforge("run", SMOKE, *FOUNDATION, "--run-id", "f", "--no-progress", runs_dir=runs_dir, check=0)
     assert _statuses(runs_dir / "f") == {"baseline": "done", "0A": "done"}
 
-def test_corrupt_or_missing_manifest_is_refused_and_nothing_is_lost(runs_dir):
-    modforge("run", SMOKE, *FOUNDATION, "--run-id", "c", "--steps", "baseline", "--no-progress", runs_dir=runs_dir, check=0)
-    run = runs_dir / "c"
+def test_corrupt_or_missing_manifest_is_refused_and_nothing_is_lost(baseline_run, runs_dir):
+    run = _copy(baseline_run, runs_dir, "c")
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     good = (run / "manifest.json").read_text()
     (run / "manifest.json").write_text(good[: len(good) // 2])           # a torn write by some other tool
@@ -91,8 +101,8 @@ def test_corrupt_or_missing_manifest_is_refused_and_nothing_is_lost(runs_dir):
     p = modforge("run", SMOKE, *FOUNDATION, "--run-id", "c", "--steps", "baseline", runs_dir=runs_dir, check=0)
     assert "(skipped)" in p.stderr
 
-def test_a_run_in_use_is_refused(runs_dir):
-    modforge("run", SMOKE, *FOUNDATION, "--run-id", "l", "--steps", "baseline", "--no-progress", runs_dir=runs_dir, check=0)
+def test_a_run_in_use_is_refused(baseline_run, runs_dir):
+    _copy(baseline_run, runs_dir, "l")
     with open(runs_dir / "l" / ".lock", "a+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         p = modforge("run", SMOKE, *FOUNDATION, "--run-id", "l", runs_dir=runs_dir, check=2)
