@@ -13,6 +13,20 @@ from __future__ import annotations
 import argparse, json, platform, sys, tempfile, time
 from pathlib import Path
 
+def plot(info: dict, out: Path) -> Path:
+    "The frontier figure of `info`'s rows (the report's `frontier_figure`): llama.cpp's presets of the untouched model grey."
+    from modforge_nb.frontier import frontier_figure
+    from modforge_nb.fsutil import atomic_write_png
+    trimmed = bool(info.get("trim_keep_first"))
+    def kind(a):
+        if a == "gguf-mix": return "mix"
+        if a == "gguf-f16": return "trim" if trimmed else "base"
+        return "alternative" if a.startswith(("shipped", "gguf-", "untouched-")) and not (trimmed and a.startswith("gguf-")) else "pipeline"
+    rows = [{**r, "kind": kind(r["artifact"])} for r in info["rows"]]
+    what = f", vocabulary trimmed to the first {info['trim_keep_first']:,} ids" + (" + 0A's corpus" if info.get("trim_seen") else "") if trimmed else ""
+    fig = frontier_figure(rows, highlight="gguf-mix", title=f"SmolLM2-135M: bits per byte (held-out) against size{what}")
+    return atomic_write_png(out, fig)
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/default.yaml")
@@ -23,7 +37,10 @@ def main(argv=None) -> int:
                     help="also export a vocabulary trim to the tokenizer's first N ids (plus bytes and specials) and search its mix; "
                          "compare it by bits per byte (its tokens differ)")
     ap.add_argument("--trim-seen", action="store_true", help="with --trim-keep-first: also keep every token seen in 0A's corpus (vocab section)")
+    ap.add_argument("--replot", metavar="JSON", help="only redraw the figure of a saved result (no measuring)")
     args = ap.parse_args(argv)
+    if args.replot:
+        print(plot(json.loads(Path(args.replot).read_text()), Path(args.replot).with_suffix(".png"))); return 0
     import llama_cpp
     from transformers import AutoTokenizer
     from modforge_nb.config import load_config
@@ -80,6 +97,7 @@ def main(argv=None) -> int:
             "seconds": round(time.monotonic() - t0), "trim_keep_first": args.trim_keep_first, "trim_seen": args.trim_seen, "mix_recipe": found["recipe"] if found else None,
             "mix_trials": found["trials"] if found else None, "rows": rows}
     out = Path(args.out); out.parent.mkdir(parents=True, exist_ok=True); atomic_write_json(out, info)
+    plot(info, out.with_suffix(".png"))
     print(f"Machine: {info['machine']}; llama-cpp-python {info['llama_cpp_python']}; {args.threads} llama.cpp thread(s); "
           f"{pc.max_tokens} held-out tokens, windows of {pc.seq_len}; {info['seconds']} s.\n")
     for r in rows: r["bpb_vs_shipped"] = r["bpb"] / ref["bpb"] - 1 if ref else None
