@@ -10,7 +10,7 @@ presets and search; the config's `gguf` and `eval.perplexity` sections), scoring
 writes the rows as JSON; nothing in it is typed in by hand.
 """
 from __future__ import annotations
-import argparse, json, platform, sys, tempfile, time
+import argparse, json, platform, shutil, sys, tempfile, time
 from pathlib import Path
 
 def plot(info: dict, out: Path) -> Path:
@@ -37,6 +37,7 @@ def main(argv=None) -> int:
                     help="also export a vocabulary trim to the tokenizer's first N ids (plus bytes and specials) and search its mix; "
                          "compare it by bits per byte (its tokens differ)")
     ap.add_argument("--trim-seen", action="store_true", help="with --trim-keep-first: also keep every token seen in 0A's corpus (vocab section)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (every GGUF made) and print where it is")
     ap.add_argument("--replot", metavar="JSON", help="only redraw the figure of a saved result (no measuring)")
     args = ap.parse_args(argv)
     if args.replot:
@@ -71,10 +72,10 @@ def main(argv=None) -> int:
         new_tok, old_ids = trim_tokenizer(tok0, sorted(keep))
         trim_model(model, old_ids, new_tok)
         src = work / f"trim-first{args.trim_keep_first}"; model.save_pretrained(src); new_tok.save_pretrained(src)
-        fb = fallback(tok0, new_tok, text, set(always_kept(tok0)), set(always_kept(new_tok)))
+        fb = fallback(tok0, new_tok, text, set(always_kept(tok0)), set(always_kept(new_tok))) | {"vocab": len(new_tok)}
         print(f"trim: vocab {len(tok0):,} -> {len(new_tok):,}; held-out text {fb['token_increase']:+.2%} tokens, "
-              f"single bytes {fb['byte_share_before']:.2%} -> {fb['byte_share_after']:.2%}", file=sys.stderr)
-    ex = export_ggufs(src, hf, work, gc.model_copy(update={"types": ["F16"], "mix": gc.mix}), args.threads, cfg.runtime.seed)
+              f"single bytes {fb['byte_share_before']:.2%} -> {fb['byte_share_after']:.2%}")
+    ex = export_ggufs(src, hf, work, gc.model_copy(update={"types": ["F16"]}), args.threads, cfg.runtime.seed)
     made = {n: f / "model.gguf" for n, (f, t, k) in ex["made"].items()}
     shipped = model_source_file(cfg.model)
     if shipped and Path(shipped).suffix == ".gguf": made[f"shipped ({Path(shipped).name})"] = Path(shipped)
@@ -94,7 +95,8 @@ def main(argv=None) -> int:
     rows.sort(key=lambda r: r["bytes"])
     info = {"machine": machine(), "python": platform.python_version(), "llama_cpp_python": llama_cpp.__version__,
             "config": args.config, "overrides": args.overrides, "threads": args.threads, "held_out_tokens": pc.max_tokens, "seq_len": pc.seq_len,
-            "seconds": round(time.monotonic() - t0), "trim_keep_first": args.trim_keep_first, "trim_seen": args.trim_seen, "mix_recipe": found["recipe"] if found else None,
+            "seconds": round(time.monotonic() - t0), "trim_keep_first": args.trim_keep_first, "trim_seen": args.trim_seen,
+            "trim": fb if args.trim_keep_first else None, "mix_recipe": found["recipe"] if found else None,
             "mix_trials": found["trials"] if found else None, "rows": rows}
     out = Path(args.out); out.parent.mkdir(parents=True, exist_ok=True); atomic_write_json(out, info)
     plot(info, out.with_suffix(".png"))
@@ -106,6 +108,8 @@ def main(argv=None) -> int:
         vs = lambda k: f"{r[k]:+.1%}" if r[k] is not None else ""
         print(f"| {r['artifact']} | {r['bytes'] / 1e6:.2f} | {r['ppl']:.3f} | {r['bpb']:.4f} | {vs('ppl_vs_shipped')} | {vs('bpb_vs_shipped')} |")
     if found: print(f"\nmix recipe: {json.dumps(found['recipe'])}")
+    if args.keep: print(f"work folder kept: {work}")
+    else: shutil.rmtree(work, ignore_errors=True)
     return 0
 
 if __name__ == "__main__":

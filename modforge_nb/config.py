@@ -468,6 +468,9 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
     if len(set(cfg.run.steps)) != len(cfg.run.steps):
         raise ConfigError(f"{source}: run.steps lists a step twice: {cfg.run.steps}")
     g = cfg.gguf
+    if g.mix and g.mix.base not in GGUF_TENSOR_TYPES:
+        raise ConfigError(f"{source}: gguf.mix.base={g.mix.base!r} must be one tensor type for every tensor (the search starts `pure`), "
+                          f"e.g. Q4_1, Q4_0, Q8_0; known: {', '.join(sorted(GGUF_TENSOR_TYPES & GGUF_FILE_TYPES))}")
     for t in [*g.types, *g.untouched_types, *g.imatrix_types, *([g.mix.base] if g.mix else [])]:
         if t not in GGUF_FILE_TYPES: raise ConfigError(f"{source}: gguf type {t!r} unknown; known: {', '.join(sorted(GGUF_FILE_TYPES))}")
     for t in ([g.mix.embedding] if g.mix and g.mix.embedding else []) + [m.type for m in (g.mix.moves if g.mix else [])]:

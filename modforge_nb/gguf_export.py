@@ -4,7 +4,7 @@
 
 # %% ../nbs/09b_gguf_export.ipynb #c87aa0cb
 from __future__ import annotations
-import json, re
+import re, shutil
 from pathlib import Path
 from .step import size_row
 from .models import gguf_metadata, load_model
@@ -16,8 +16,8 @@ from .imatrix import importance_matrix, save_imatrix
 from .evaluate import perplexity, pydoc_topics
 
 # %% auto #0
-__all__ = ['KIND_COLORS', 'gguf_plan', 'model_imatrix', 'export_ggufs', 'recipe_quant', 'with_move', 'order_moves', 'search_mix',
-           'mix_figure', 'score_ggufs', 'gguf_agreements', 'agreement_figure']
+__all__ = ['gguf_plan', 'model_imatrix', 'export_ggufs', 'recipe_quant', 'with_move', 'order_moves', 'search_mix', 'mix_figure',
+           'score_ggufs', 'gguf_agreements', 'agreement_figure']
 
 # %% ../nbs/09b_gguf_export.ipynb #7268c932
 def gguf_plan(types, untouched_types, imatrix_types, same: bool) -> dict[str, tuple[str, str, bool]]:
@@ -61,9 +61,8 @@ def export_ggufs(src: str | Path, base: str | Path, out_dir: Path, gc, threads: 
 # %% ../nbs/09b_gguf_export.ipynb #cb53ef7d
 def recipe_quant(recipe: dict, im: dict | None) -> dict:
     "`quantize_gguf`'s keyword arguments for a recipe {'base', 'embedding', 'overrides'}: pure, with the importance matrix."
-    emb = recipe["embedding"]
-    for pat, t in recipe["overrides"].items():   # llama.cpp sets the embedding's own type after the overrides: say it there
-        if re.search(pat, "token_embd.weight"): emb = t
+    # llama.cpp gives the embedding its own type before it looks at the overrides (and takes their first match): say it there
+    emb = next((t for pat, t in recipe["overrides"].items() if re.search(pat, "token_embd.weight")), recipe["embedding"])
     return {"pure": True, "imatrix": im, "overrides": dict(recipe["overrides"]) or None, "embedding_type": emb}
 
 def with_move(recipe: dict, move) -> dict:
@@ -88,7 +87,8 @@ def search_mix(f16: Path, tok_src, out: Path, mix, im: dict | None, work: Path, 
         trials.append(row); print(f"{stage:>11} {label:<40} {row['bytes'] / 1e6:7.2f} MB  search ppl {ppl:.4f}"); return row
     def trial(recipe, label, stage):
         folder = gguf_folder(f16, recipe["base"], tok_src, work / f"mix-{len(trials)}", threads, **recipe_quant(recipe, im))
-        return score(folder / "model.gguf", label, recipe, stage)
+        row = score(folder / "model.gguf", label, recipe, stage); row["folder"] = folder   # dropped before returning
+        return row
     ref = score(f16, "F16 export", stage="reference")["ppl"]
     start = {"base": mix.base, "embedding": mix.embedding or mix.base, "overrides": {}}
     cur, cur_row = start, trial(start, f"{mix.base} everywhere", "start")
@@ -100,7 +100,10 @@ def search_mix(f16: Path, tok_src, out: Path, mix, im: dict | None, work: Path, 
         keep = row["ppl"] <= ref * (1 + mix.budget) and row["bytes"] < cur_row["bytes"]
         row["kept"] = keep
         if keep: cur, cur_row = cand, row
-    gguf_folder(f16, cur["base"], tok_src, out, threads, **recipe_quant(cur, im))
+    from modforge_nb.fsutil import atomic_dir
+    with atomic_dir(out) as tmp:           # the kept trial's folder is the file found: copied, not quantized again
+        shutil.copytree(cur_row["folder"], tmp, dirs_exist_ok=True)
+    for t in trials: t.pop("folder", None)
     return {"recipe": cur, "ref_ppl": ref, "trials": trials, "folder": Path(out), "budget": mix.budget}
 
 # %% ../nbs/09b_gguf_export.ipynb #e19e5d48
@@ -153,17 +156,16 @@ def gguf_agreements(made: dict, src, base, prompts: list[str], cont_tokens: int,
     return out
 
 # %% ../nbs/09b_gguf_export.ipynb #65b46223
-KIND_COLORS = {"pipeline": "tab:blue", "mix": "tab:green", "alternative": "tab:orange"}
-
 def agreement_figure(agree: dict[str, dict], kinds: dict[str, str]):
     "Two bar charts (top-1 agreement, mean KL) of `agree`, coloured by row kind (`kinds`: name -> pipeline/mix/alternative)."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     names = list(agree)
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.9 + 0.32 * max(len(names), 6)))
-    colors = [KIND_COLORS.get(kinds[n], "tab:grey") for n in names]
+    from modforge_nb.frontier import KIND_STYLE
+    colors = [KIND_STYLE.get(kinds[n], ("tab:grey",))[0] for n in names]
     for ax, key, title in ((axes[0], "top1", "top-1 agreement ↑"), (axes[1], "kl", "mean KL (nats) ↓")):
         ax.barh(names, [agree[n][key] for n in names], color=colors); ax.set(title=title); ax.grid(alpha=0.3, axis="x")
     n = max((a["prompts"] for a in agree.values()), default=0)
-    fig.suptitle(f"GGUF vs the model it came from ({n} prompts; blue: pipeline, green: mix, orange: untouched base)"); fig.tight_layout()
+    fig.suptitle(f"GGUF vs the model it came from ({n} prompts; blue: pipeline, crimson: mix, orange: untouched base)"); fig.tight_layout()
     return fig

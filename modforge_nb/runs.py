@@ -220,13 +220,17 @@ def step_order(run: Run, manifest: dict) -> list[str]:
     order = run.config().run.steps
     return order + [s for s in manifest["steps"] if s not in order]
 
-def metric_rows(run: Run) -> list[dict]:
-    "One row per artifact, merged over the done steps in run order (later steps add or update fields)."
+def metric_rows(run: Run, before: str | None = None) -> list[dict]:
+    """One row per artifact, merged over the done steps in run order (later steps add or update fields; `step` stays
+    the step that made the artifact). `before`: only the steps before that one, as a step running there sees them."""
     m, rows = run.manifest(), {}
-    for sid in step_order(run, m):
+    order = step_order(run, m)
+    for sid in order[:order.index(before)] if before in order else order:
         s = m["steps"].get(sid, {})
         if s.get("status") != "done": continue
-        for r in s.get("rows", []): rows.setdefault(r["artifact"], {"artifact": r["artifact"]}).update(r, step=sid)
+        for r in s.get("rows", []):
+            row = rows.setdefault(r["artifact"], {"artifact": r["artifact"], "step": sid})
+            row.update({k: v for k, v in r.items() if k != "step"})
     return list(rows.values())
 
 def write_metrics(run: Run) -> Path:

@@ -106,6 +106,9 @@ def finish(self: StepContext, **metrics) -> dict:
     "Digest every artifact and record the step as done, atomically, in the manifest; rebuild metrics.json."
     self.metrics.update(metrics)
     for a in self.artifacts.values(): a["bytes"], a["sha256"] = artifact_digest(self.run.path / a["path"])
+    if self.promotes and self.kind in STEPS and not STEPS[self.kind].promotes:   # later steps' fingerprints would not cover it
+        raise ValueError(f"step {self.step} promotes {self.promotes!r}, but its kind {self.kind} is not `promotes` in modforge_nb.steps: "
+                         f"declare it there, or register the model with add_model(..., promote=False)")
     def done(m):
         s = m["steps"].setdefault(self.step, {})
         s.update(status="done", ended=now(), artifacts=self.artifacts, rows=self.rows, metrics=self.metrics,
@@ -147,7 +150,7 @@ def earlier(self: StepContext, *kinds: str) -> list[str]:
 @patch
 def input_artifact(self: StepContext, step: str, name: str) -> Path:
     "The path of artifact `name` of the done step `step` (one this step depends on); recorded in this step's inputs."
-    if step in self.cfg.run.steps and step not in self.depends_on():
+    if step not in self.depends_on():
         raise ValueError(f"step {self.step} reads an artifact of {step}, which it does not depend on (it depends on "
                          f"{self.depends_on() or 'nothing'}): add {kind_of(step, self.cfg.run.instances)} to `needs` of the "
                          f"{self.kind} record in modforge_nb.steps, so that its fingerprint covers what it reads")
@@ -168,7 +171,7 @@ def model_row(self: StepContext, artifact: str | None = None) -> dict:
         cur = current_model(self.run, before=self.step)
         if cur is None: raise RuntimeError(f"step {self.step}: no model has been promoted yet; run the baseline step first")
         artifact = cur["artifact"]
-    rows = {r["artifact"]: r for r in metric_rows(self.run)}
+    rows = {r["artifact"]: r for r in metric_rows(self.run, before=self.step)}
     if artifact not in rows: raise KeyError(f"no metrics row for {artifact!r}; rows: {sorted(rows)}")
     return rows[artifact]
 

@@ -66,6 +66,20 @@ BAD_SETTINGS = [   # (override on the smoke config, what the error says now)
     ("distill.gate.figures=[]", "'distill.gate.figures': List should have at least 1 item"),
 ]
 
+# the GGUF mix: a start type every tensor can take, known tensor types, patterns that compile, a deliverable that is made
+BAD_GGUF = [
+    (["gguf.mix={base: Q4_K_M}"], "gguf.mix.base='Q4_K_M' must be one tensor type for every tensor"),
+    (["gguf.mix={moves: [{tensors: ffn_down, type: Q3_Z}]}"], "gguf.mix tensor type 'Q3_Z' unknown"),
+    (["gguf.mix={moves: [{tensors: 'ffn_(down', type: Q4_K}]}"], "is no regular expression"),
+    (["gguf.mix=null", "gguf.deliver=mix"], "gguf.deliver='mix' is not made by this config"),
+]
+
+@pytest.mark.parametrize("settings,message", BAD_GGUF, ids=[s[-1] for s, _ in BAD_GGUF])
+def test_bad_gguf_mix_is_refused_at_load(settings, message):
+    from modforge_nb.config import ConfigError
+    with pytest.raises(ConfigError) as e: load_config(SMOKE, settings)
+    assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+
 @pytest.mark.parametrize("setting,message", BAD_SETTINGS, ids=[s for s, _ in BAD_SETTINGS])
 def test_bad_setting_is_refused_at_load(setting, message):
     from modforge_nb.config import ConfigError
