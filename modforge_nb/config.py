@@ -18,8 +18,8 @@ __all__ = ['Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'Local
            'CalibrationData', 'TrimSection', 'PruneSection', 'QuantizeSection', 'ImatrixSpec', 'MixMove', 'MixSection',
            'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec', 'SFTSection', 'TeachingSection',
            'FailuresSection', 'DistillSection', 'RecoverySection', 'TeacherTier', 'eval_figures', 'gate_problems',
-           'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file', 'load_config',
-           'config_to_yaml', 'config_fingerprint']
+           'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file', 'merge_config',
+           'load_config', 'config_to_yaml', 'config_fingerprint']
 
 # %% ../nbs/00_config.ipynb #aec223d7
 class Strict(BaseModel):
@@ -116,6 +116,9 @@ class HumanEvalSpec(Strict):
     memory_mb: int = Field(1024, ge=64)         # address-space limit of the sandboxed process (Python needs tens of MB)
     workers: Count = 2
     prompt_style: Literal["auto", "chat", "completion"] = "auto"  # auto: chat if the tokenizer has a chat template
+    # auto: llama.cpp for GGUF files and for HF models on CPU (an F16 export, 2.7x faster here), transformers on a GPU
+    backend: Literal["auto", "torch", "llama.cpp"] = "auto"
+    threads: int = Field(0, ge=0)               # llama.cpp threads for an HF model's generation; 0 = torch's (runtime.threads)
 
 class EvalSection(Strict):
     perplexity: PerplexityEval = Field(default_factory=PerplexityEval)
@@ -205,6 +208,10 @@ class GGUFSection(Strict):
     agreement_prompts: Count = 100
     continuation_tokens: Count = 16
     threads: int = Field(0, ge=0)               # llama.cpp threads; 0 = as runtime.threads
+    # deliverable: the whole eval suite on the delivered file alone, perplexity/bits per byte on the others (the frontier's
+    # plane; ~25 s a file instead of ~100); all: the whole suite on every file
+    full_eval: Literal["deliverable", "all"] = "deliverable"
+    deliverable_humaneval: int | None = Field(0, ge=0)  # HumanEval problems for the delivered file (None: all 164, as the base)
 
 # %% ../nbs/00_config.ipynb #5a955a71
 class PackSection(Strict):
@@ -234,7 +241,7 @@ class LoraSpec(Strict):
 
 class TrainSpec(Strict):
     "How a step fine-tunes with trl's SFTTrainer. Early stopping: `patience` evaluations without a lower validation loss."
-    method: Literal["lora", "full"] = "lora"
+    method: Literal["lora", "qlora", "full"] = "lora"   # qlora: 4-bit NF4 base (bitsandbytes), CUDA only
     lora: LoraSpec = Field(default_factory=LoraSpec)
     max_steps: Count = 100
     batch_size: Count = 4
@@ -483,6 +490,9 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
     if g.deliver not in deliverable:
         raise ConfigError(f"{source}: gguf.deliver={g.deliver!r} is not made by this config; it makes {deliverable}"
                           + (" (`mix` needs a gguf.mix section)" if g.deliver == "mix" else ""))
+    qlora = [f"{s}.train.method" for s in ("sft", "distill", "recovery") if getattr(cfg, s).train.method == "qlora"]
+    if qlora and cfg.runtime.device == "cpu":
+        raise ConfigError(f"{source}: {', '.join(qlora)} = qlora needs runtime.device=cuda (bitsandbytes' 4-bit kernels); use method: lora on CPU")
     names = [t.name for t in cfg.teachers]
     for n in [*cfg.teaching.cascade, *([cfg.teaching.judge] if cfg.teaching.judge else [])]:
         if n not in names: raise ConfigError(f"{source}: teaching names tier {n!r}, but `teachers` has {names or 'none'}")
@@ -516,8 +526,8 @@ def apply_override(data: dict, assignment: str) -> dict:
     return out
 
 # %% ../nbs/00_config.ipynb #1a19a013
-def read_config_file(path: str | os.PathLike) -> dict:
-    "The raw mapping in a YAML config file, with errors that name the file and the line."
+def read_config_file(path: str | os.PathLike, seen: frozenset = frozenset()) -> dict:
+    "The raw mapping in a YAML config file (`extends:` resolved), with errors that name the file and the line."
     p = Path(path)
     if not p.exists(): raise ConfigError(f"config file not found: {p} (the shipped ones are in configs/: smoke.yaml, default.yaml, llama31-8b.yaml)")
     if p.is_dir(): raise ConfigError(f"config path is a folder, not a YAML file: {p}")
@@ -526,7 +536,22 @@ def read_config_file(path: str | os.PathLike) -> dict:
     try: data = yaml.safe_load(text)
     except yaml.YAMLError as e: raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
     if data is None: raise ConfigError(f"config file {p} is empty")
+    if isinstance(data, dict) and "extends" in data: data = _extend(p, data, seen)
     return data
+
+def merge_config(base: dict, over: dict) -> dict:
+    "`over` laid onto `base`: mappings merge key by key, anything else (lists too) is replaced."
+    out = dict(base)
+    for k, v in over.items(): out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+def _extend(p: Path, data: dict, seen) -> dict:
+    "`extends: other.yaml` (beside this file): that config with this one's keys laid over it (`merge_config`)."
+    base = data.pop("extends")
+    if not isinstance(base, str): raise ConfigError(f"{p}: extends must name one config file (a path beside it), got {base!r}")
+    bp = (p.parent / base).resolve()
+    if bp in seen: raise ConfigError(f"{p}: extends {base} makes a circle ({' -> '.join(str(s.name) for s in seen)} -> {bp.name})")
+    return merge_config(read_config_file(bp, seen | {p.resolve()}), data)
 
 def load_config(path: str | os.PathLike, overrides: list[str] = ()) -> Config:
     "Read, override and validate a config file."

@@ -9,7 +9,8 @@ from pathlib import Path
 from .config import TrainSpec
 
 # %% auto #0
-__all__ = ['split_rows', 'sft_train', 'save_trained', 'plot_history', 'generate_answers', 'checked_accuracy']
+__all__ = ['QLORA_ON_CPU', 'split_rows', 'sft_train', 'save_trained', 'plot_history', 'check_qlora_device', 'dense_bf16_copy',
+           'qlora_base', 'adapter_onto', 'generate_answers', 'checked_accuracy']
 
 # %% ../nbs/14_finetune.ipynb #a0744a47
 def split_rows(rows: list[dict], val_share: float, seed: int = 0, min_val: int = 2) -> tuple[list[dict], list[dict]]:
@@ -27,10 +28,11 @@ def _dataset(rows: list[dict]):
 # %% ../nbs/14_finetune.ipynb #ecdaee75
 def sft_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec: TrainSpec, work_dir: str | Path,
               seed: int = 0, device: str = "cpu") -> tuple[object, dict]:
-    "(trained model — a peft model for LoRA —, {'history', 'stopped_early', 'best_step', 'steps', 'seconds', ...})."
+    "(trained model — a peft model for LoRA and QLoRA —, {'history', 'stopped_early', 'best_step', 'steps', 'seconds', ...})."
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
     if not train_rows: raise ValueError("no training rows")
+    if spec.method == "qlora": check_qlora_device(device)
     work = Path(work_dir); shutil.rmtree(work, ignore_errors=True); work.mkdir(parents=True)
     has_val = bool(val_rows)
     args = SFTConfig(
@@ -40,10 +42,14 @@ def sft_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec: Tr
         logging_steps=max(1, spec.eval_every // 2), eval_strategy="steps" if has_val else "no", eval_steps=spec.eval_every,
         save_strategy="steps" if has_val else "no", save_steps=spec.eval_every, save_total_limit=2,
         load_best_model_at_end=has_val, metric_for_best_model="eval_loss", greater_is_better=False,
-        report_to=[], seed=seed, use_cpu=device == "cpu", bf16=device != "cpu" and str(model.dtype) == "torch.bfloat16",
+        report_to=[], seed=seed, use_cpu=device == "cpu",
+        bf16=spec.method == "qlora" or (device != "cpu" and str(model.dtype) == "torch.bfloat16"),   # qlora: bf16 compute
         dataloader_num_workers=0, save_only_model=True)
-    peft_cfg = None
-    if spec.method == "lora":
+    dense, peft_cfg = model, None
+    if spec.method == "qlora":          # a 4-bit copy is trained; `dense` waits on the CPU (QLoRA's memory) and gets the adapter
+        home = next(dense.parameters()).device
+        model = qlora_base(dense, work / "qlora_base"); dense.to("cpu")
+    if spec.method in ("lora", "qlora"):
         from peft import LoraConfig
         peft_cfg = LoraConfig(r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
                               target_modules=spec.lora.target_modules, task_type="CAUSAL_LM")
@@ -60,6 +66,8 @@ def sft_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec: Tr
             "best_eval_loss": min((h["eval_loss"] for h in evals), default=None),
             "first_eval_loss": evals[0]["eval_loss"] if evals else None, "method": spec.method}
     model = trainer.model
+    if spec.method == "qlora":
+        model = adapter_onto(dense.to(home), model, peft_cfg); info["trained_on"] = "nf4"
     del trainer
     shutil.rmtree(work, ignore_errors=True)          # checkpoints were scratch: the caller saves what it keeps
     return model, info
@@ -83,6 +91,57 @@ def plot_history(info: dict, title: str = ""):
     if info.get("best_eval_loss") is not None: ax.axvline(info["best_step"], ls=":", color="#2ca02c", label=f"best (step {info['best_step']})")
     ax.set_xlabel("step"); ax.set_ylabel("loss"); ax.legend(); ax.set_title(title or ("stopped early" if info["stopped_early"] else "ran all steps"))
     fig.tight_layout(); return fig
+
+# %% ../nbs/14_finetune.ipynb #5b7e8a21
+QLORA_ON_CPU = ("train.method=qlora needs runtime.device=cuda (bitsandbytes' 4-bit kernels); use method: lora on CPU")
+
+def check_qlora_device(device: str) -> None:
+    "Refuse QLoRA anywhere but on a CUDA GPU, naming the value and the fix."
+    from modforge_nb.models import resolve_device
+    dev = resolve_device(device) if device in ("auto", "cuda") else str(device)
+    if not dev.startswith("cuda"): raise ValueError(f"{QLORA_ON_CPU} (runtime.device is {device!r})")
+
+def dense_bf16_copy(model, out: str | Path) -> Path:
+    "Save `model`'s dense weights in bf16 as a plain checkpoint at `out` (no quantization config, no scales): what 4-bit loads from."
+    import torch
+    from transformers import AutoModelForCausalLM
+    d = model.config.to_dict(); d.pop("quantization_config", None)
+    cfg = type(model.config).from_dict(d)
+    with torch.device("meta"): plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    want = plain.state_dict()
+    sd = {k: v.detach().to("cpu", torch.bfloat16) for k, v in model.state_dict().items() if k in want}
+    plain.load_state_dict(sd, strict=False, assign=True)
+    if getattr(cfg, "tie_word_embeddings", False): plain.tie_weights()
+    missing = [n for n, p in plain.named_parameters() if p.is_meta]
+    if missing: raise RuntimeError(f"no dense weights for {missing[:5]} in the model to copy")
+    out = Path(out); shutil.rmtree(out, ignore_errors=True)
+    plain.save_pretrained(out)
+    return out
+
+def qlora_base(model, out: str | Path, double_quant: bool = True):
+    "A 4-bit NF4 copy of `model` on the same device (bitsandbytes through `BitsAndBytesConfig`), prepared for k-bit training."
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from peft import prepare_model_for_kbit_training
+    src = dense_bf16_copy(model, out)
+    bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
+                             bnb_4bit_use_double_quant=double_quant)
+    dev = next(model.parameters()).device
+    q = AutoModelForCausalLM.from_pretrained(str(src), quantization_config=bnb, dtype=torch.bfloat16,
+                                             device_map={"": dev.index or 0} if dev.type == "cuda" else {"": str(dev)})
+    return prepare_model_for_kbit_training(q, use_gradient_checkpointing=True)
+
+def adapter_onto(dense, trained, peft_cfg):
+    "`dense` with the LoRA weights of `trained` (a peft model over another copy of the same base): a peft model."
+    import copy
+    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    sd = get_peft_model_state_dict(trained)
+    cfg = copy.deepcopy(peft_cfg); cfg.base_model_name_or_path = getattr(dense, "name_or_path", None)  # the adapter's real base
+    target = get_peft_model(dense, cfg)
+    res = set_peft_model_state_dict(target, sd)
+    bad = [k for k in list(res.unexpected_keys) + list(res.missing_keys) if "lora_" in k]
+    if bad: raise RuntimeError(f"qlora: the adapter does not fit the dense model (unplaced or missing: {bad[:5]})")
+    return target.eval()
 
 # %% ../nbs/14_finetune.ipynb #6eb3a953
 def generate_answers(model, tok, prompts: list[list[dict]], max_new_tokens: int = 96, batch_size: int = 8, progress: bool = True) -> list[str]:

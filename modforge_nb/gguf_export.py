@@ -17,7 +17,7 @@ from .evaluate import perplexity, pydoc_topics
 
 # %% auto #0
 __all__ = ['gguf_plan', 'model_imatrix', 'export_ggufs', 'recipe_quant', 'with_move', 'order_moves', 'search_mix', 'mix_figure',
-           'score_ggufs', 'gguf_agreements', 'agreement_figure']
+           'file_eval', 'score_ggufs', 'gguf_agreements', 'agreement_figure']
 
 # %% ../nbs/09b_gguf_export.ipynb #7268c932
 def gguf_plan(types, untouched_types, imatrix_types, same: bool) -> dict[str, tuple[str, str, bool]]:
@@ -124,15 +124,23 @@ def mix_figure(found: dict):
     return fig
 
 # %% ../nbs/09b_gguf_export.ipynb #b907ba86
-def score_ggufs(made: dict, eval_cfg, threads: int = 1) -> dict[str, dict]:
-    "{name: its metrics row (size, bits/param, tensor types, suite figures)} of every GGUF folder in `made`."
+def file_eval(eval_cfg, full: bool, humaneval: int | None = 0):
+    "The `eval` section a GGUF file is scored on: perplexity alone (the frontier's plane), or the whole suite with `humaneval` problems."
+    ev = compressed_eval(eval_cfg)
+    if not full: return ev.model_copy(update={"tasks": [], "humaneval": ev.humaneval.model_copy(update={"limit": 0})})
+    return ev.model_copy(update={"humaneval": ev.humaneval.model_copy(update={"limit": humaneval})})
+
+def score_ggufs(made: dict, eval_cfg, threads: int = 1, full: set[str] | None = None, humaneval: int | None = 0,
+                cache: Path | None = None) -> dict[str, dict]:
+    "{name: its metrics row (size, bits/param, tensor types, suite figures)} of every GGUF folder in `made`; `full`: the names scored on the whole suite (None: all)."
     rows = {}
     for name, (folder, t, kind) in made.items():
         model, tok = load_artifact(folder, threads=threads, n_ctx=max(1024, eval_cfg.perplexity.seq_len + 1))
         try:
             st, b = gguf_tensor_stats(folder / "model.gguf"), (folder / "model.gguf").stat().st_size
+            ev = file_eval(eval_cfg, full is None or name in full, humaneval if full is not None else eval_cfg.compressed_humaneval_limit)
             rows[name] = size_row(b, st["params"], kind=kind, gguf_type=t, tensor_types=st["types"],
-                                  **run_suite(model, tok, compressed_eval(eval_cfg), folder / "eval"))
+                                  **run_suite(model, tok, ev, folder / "eval", cache=cache))
         finally: model.close()
         r = rows[name]
         print(f"{name:>24}: {b / 1e6:6.1f} MB {r['bits_per_param']:.2f} bits/param  ppl {r['ppl']:.4g}  bpb {r['bpb']:.4f}")

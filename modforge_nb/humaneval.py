@@ -62,9 +62,31 @@ class _StopOnSequences:
         self.done = hit if self.done is None else self.done | hit
         return self.done
 
+def _llama_cpp(gm, tok, prompts, stop, max_new_tokens, batch_size, progress) -> list[str]:
+    hit = lambda ids: any(s in tok.decode(ids[-12:], skip_special_tokens=True) for s in stop)  # stop strings are short
+    gens = gm.generate([tok.encode(p, add_special_tokens=False) for p in prompts], max_new_tokens, hit, {tok.eos_token_id},
+                       n_seq=batch_size, progress=progress)
+    return [truncate(tok.decode(g, skip_special_tokens=True), stop) for g in gens]
+
+def complete(model, tok, prompts: list[str], stop: list[str], max_new_tokens: int = 256, batch_size: int = 8, progress: bool = True,
+             backend: str = "auto", threads: int = 0) -> list[str]:
+    "Greedy continuations of `prompts`, each cut at its first stop sequence: through llama.cpp (GGUF, or an HF model on CPU) or transformers."
+    if backend not in ("auto", "torch", "llama.cpp"): raise ValueError(f"generation backend must be auto, torch or llama.cpp, got {backend!r}")
+    if hasattr(model, "window_logits"): return _llama_cpp(model, tok, prompts, stop, max_new_tokens, batch_size, progress)
+    if backend == "llama.cpp" or (backend == "auto" and next(model.parameters()).device.type == "cpu"):
+        from modforge_nb.llamacpp import exported_gguf, GGUFModel
+        try:
+            with exported_gguf(model, tok) as path:
+                gm = GGUFModel(path, n_ctx=1024, threads=threads or torch.get_num_threads())
+                try: return _llama_cpp(gm, tok, prompts, stop, max_new_tokens, batch_size, progress)
+                finally: gm.close()
+        except RuntimeError as e:                      # the converter cannot read it: transformers decodes it
+            if backend == "llama.cpp": raise
+            print(f"generation through transformers: llama.cpp's converter cannot read this model ({str(e).splitlines()[0]})")
+    return _torch_complete(model, tok, prompts, stop, max_new_tokens, batch_size, progress)
+
 @torch.no_grad()
-def complete(model, tok, prompts: list[str], stop: list[str], max_new_tokens: int = 256, batch_size: int = 8, progress: bool = True) -> list[str]:
-    "Greedy continuations of `prompts`, each cut at its first stop sequence."
+def _torch_complete(model, tok, prompts, stop, max_new_tokens, batch_size, progress) -> list[str]:
     from transformers import StoppingCriteriaList
     side, tok.padding_side = tok.padding_side, "left"
     dev, out = next(model.parameters()).device, {}
@@ -88,10 +110,10 @@ def check(problem: dict, completion: str, timeout_s: float = 5.0, memory_mb: int
             "completion": completion, "error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.reason}
 
 def humaneval(model, tok, limit=None, max_new_tokens=256, batch_size=8, timeout_s=5.0, memory_mb=1024, workers=2,
-              prompt_style="auto", progress=True) -> dict:
+              prompt_style="auto", progress=True, backend="auto", threads=0) -> dict:
     "{'pass@1', 'n', 'style', 'samples'}: greedy HumanEval on the first `limit` problems."
     ps, style = problems(limit), resolve_style(tok, prompt_style)
-    comps = complete(model, tok, [build_prompt(tok, p["prompt"], style) for p in ps], stops(style), max_new_tokens, batch_size, progress)
+    comps = complete(model, tok, [build_prompt(tok, p["prompt"], style) for p in ps], stops(style), max_new_tokens, batch_size, progress, backend, threads)
     with ThreadPoolExecutor(workers) as ex:
         samples = list(ex.map(lambda pc: check(*pc, timeout_s=timeout_s, memory_mb=memory_mb), zip(ps, comps)))
     return {"pass@1": sum(s["passed"] for s in samples) / len(samples), "n": len(samples), "style": style, "samples": samples}

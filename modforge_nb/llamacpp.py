@@ -4,14 +4,15 @@
 
 # %% ../nbs/09_llamacpp.ipynb #e775f55c
 from __future__ import annotations
-import os, shutil, subprocess, sys
+import os, shutil, subprocess, sys, tempfile
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
 __all__ = ['llama_cpp_source', 'hf_to_gguf', 'ggml_type', 'quantize_gguf', 'gguf_tensor_types', 'gguf_tensor_stats', 'GGUFModel',
-           'gguf_folder']
+           'gguf_folder', 'exported_gguf']
 
 # %% ../nbs/09_llamacpp.ipynb #e4bbc422
 def llama_cpp_source() -> Path:
@@ -125,7 +126,7 @@ class GGUFModel:
         self.path = Path(path)
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=min(512, n_ctx), logits_all=True,
                          n_threads=threads, n_threads_batch=threads, seed=seed, verbose=False)
-        self.n_ctx = n_ctx
+        self.n_ctx, self.threads = n_ctx, threads
 
     def __repr__(self): return f"GGUFModel({self.path})"
 
@@ -159,6 +160,13 @@ class GGUFModel:
             if len(seq) >= self.n_ctx: break
         return out
 
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, stop=None, stop_ids=frozenset(), n_seq: int = 8,
+                 progress: bool = False) -> list[list[int]]:
+        "Greedy continuations of many prompts at once: `BatchedGreedy` on this file, `n_seq` sequences a forward pass."
+        from modforge_nb.batched_decode import BatchedGreedy
+        with BatchedGreedy(self.path, n_seq=max(1, min(n_seq, len(prompts))), n_ctx=self.n_ctx, threads=self.threads) as g:
+            return g.generate(prompts, max_new_tokens, stop, stop_ids, progress)
+
     def tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=True)
 
@@ -191,14 +199,17 @@ def _make_adapter(gm: GGUFModel, tok):
         def loglikelihood_rolling(self, requests, disable_tqdm=False):
             raise NotImplementedError("rolling log-likelihood through llama.cpp: use modforge_nb.evaluate.perplexity")
         def generate_until(self, requests, disable_tqdm=False):
-            out = []
-            for r in tqdm(requests, desc="llama.cpp generate", disable=disable_tqdm, leave=False):
-                context, kw = r.args
-                until = [u for u in (kw.get("until") or []) if u]
-                ids = gm.greedy(tok.encode(context, add_special_tokens=False), int(kw.get("max_gen_toks", 256)), {tok.eos_token_id})
-                text = tok.decode(ids, skip_special_tokens=True)
-                cut = min([text.find(u) for u in until if u in text], default=len(text))
-                out.append(text[:cut])
+            groups, out = {}, [None] * len(requests)     # requests that stop alike decode together, 8 sequences a pass
+            for i, r in enumerate(requests):
+                kw = r.args[1]
+                groups.setdefault((tuple(u for u in (kw.get("until") or []) if u), int(kw.get("max_gen_toks", 256))), []).append(i)
+            for (until, n), idx in groups.items():
+                hit = (lambda g: any(u in tok.decode(g[-12:], skip_special_tokens=True) for u in until)) if until else None
+                gens = gm.generate([tok.encode(requests[i].args[0], add_special_tokens=False) for i in idx], n, hit,
+                                   {tok.eos_token_id}, progress=not disable_tqdm)
+                for i, g in zip(idx, gens):
+                    text = tok.decode(g, skip_special_tokens=True)
+                    out[i] = text[:min([text.find(u) for u in until if u in text], default=len(text))]
             return out
 
     return LlamaCppLM()
@@ -213,3 +224,11 @@ def gguf_folder(f16: str | Path, qtype: str, tok_src: str | Path, out: str | Pat
         for f in Path(tok_src).iterdir():
             if f.name.startswith(("tokenizer", "special_tokens", "chat_template")): shutil.copy(f, tmp / f.name)
     return Path(out)
+
+# %% ../nbs/09_llamacpp.ipynb #e5c652ee
+@contextmanager
+def exported_gguf(model, tok, outtype: str = "f16"):
+    "The in-memory HF `model` (with `tok`) as a GGUF file in a temporary folder, removed on leaving."
+    with tempfile.TemporaryDirectory(prefix="modforge-gguf-") as d:
+        model.save_pretrained(d); tok.save_pretrained(d)
+        yield hf_to_gguf(d, Path(d) / f"model-{outtype}.gguf", outtype)

@@ -14,7 +14,7 @@ from .fsutil import atomic_write_json, atomic_write_png, atomic_write_text, arti
 from .runs import Run, project_root, now, process_stamp, current_model, lineage, metric_rows, write_metrics, markdown_table
 
 # %% auto #0
-__all__ = ['StepContext', 'size_row', 'checkpoint_row']
+__all__ = ['StepContext', 'peak_rss_mb', 'size_row', 'checkpoint_row']
 
 # %% ../nbs/02a_step.ipynb #0b72a860
 class StepContext:
@@ -76,6 +76,12 @@ def load_model(self: StepContext, path: str | None = None):
     set_threads(self.cfg.runtime.threads); torch.manual_seed(self.cfg.runtime.seed)
     return _load(path or self.model_path(), self.cfg.runtime.device)
 
+# %% ../nbs/02a_step.ipynb #8dc52bce
+def peak_rss_mb() -> float:
+    "The peak resident memory (MB) of this process or of any child it waited for (sandbox, converter): `bench/pipeline.py` reports it per step."
+    import resource
+    return round(max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024, 1)
+
 # %% ../nbs/02a_step.ipynb #1d28dfb4
 def _add(self: StepContext, name: str, path, kind: str = "file") -> Path:
     p = Path(path).resolve()
@@ -112,7 +118,7 @@ def finish(self: StepContext, **metrics) -> dict:
     def done(m):
         s = m["steps"].setdefault(self.step, {})
         s.update(status="done", ended=now(), artifacts=self.artifacts, rows=self.rows, metrics=self.metrics,
-                 inputs=self.inputs, promotes=self.promotes, notes=self.notes, error=None)
+                 inputs=self.inputs, promotes=self.promotes, notes=self.notes, error=None, peak_rss_mb=peak_rss_mb())
     self.run.update(done); write_metrics(self.run)
     return self.metrics
 

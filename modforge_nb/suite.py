@@ -4,22 +4,39 @@
 
 # %% ../nbs/04a_suite.ipynb #f22e4042
 from __future__ import annotations
-import json
+import hashlib, inspect, json, shutil
 from pathlib import Path
 from .config import EvalSection
 from .evaluate import perplexity, pydoc_topics, lm_eval_tasks
 from .humaneval import humaneval
-from .fsutil import atomic_write_text
+from .fsutil import atomic_write_text, atomic_dir, sha256_file
 
 # %% auto #0
-__all__ = ['run_suite', 'load_artifact', 'compressed_eval', 'score_gated']
+__all__ = ['eval_key', 'run_suite', 'load_artifact', 'compressed_eval', 'score_gated']
+
+# %% ../nbs/04a_suite.ipynb #58fb6a6f
+_SCORING_CODE = ("evaluate", "tasks", "humaneval", "suite", "llamacpp", "batched_decode", "sandbox")
+
+def eval_key(model, ev: EvalSection) -> str:
+    "A hash of what scoring the GGUF file of `model` depends on: the file, the tokenizer files beside it, `ev`, the scoring code."
+    import importlib
+    h = hashlib.sha256(sha256_file(model.path).encode())
+    for f in sorted(model.path.parent.glob("tokenizer*")) + sorted(model.path.parent.glob("special_tokens*")): h.update(f.read_bytes())
+    h.update(ev.model_dump_json().encode())
+    for m in _SCORING_CODE: h.update(inspect.getsource(importlib.import_module(f"modforge_nb.{m}")).encode())
+    return h.hexdigest()[:24]
 
 # %% ../nbs/04a_suite.ipynb #05b600cc
 def _jsonl(rows) -> str: return "".join(json.dumps(r, default=str) + "\n" for r in rows)
 
-def run_suite(model, tok, ev: EvalSection, out_dir: str | Path, progress: bool = True) -> dict:
-    "Score `model` on the `eval` section; per-item results go to `out_dir` (one JSONL per evaluation)."
+def run_suite(model, tok, ev: EvalSection, out_dir: str | Path, progress: bool = True, cache: str | Path | None = None) -> dict:
+    "Score `model` on the `eval` section; per-item results go to `out_dir` (one JSONL per evaluation). `cache`: see `eval_key`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    hit = Path(cache) / eval_key(model, ev) if cache is not None and hasattr(model, "path") else None
+    if hit is not None and (hit / "figures.json").exists():
+        for f in hit.glob("*.jsonl"): shutil.copy(f, out_dir / f.name)
+        print(f"{model.path.parent.name}: scored before (the same file, tokenizer, eval section and code) — from {hit}")
+        return json.loads((hit / "figures.json").read_text())
     p = ev.perplexity
     res = perplexity(model, tok, pydoc_topics("heldout"), p.max_tokens, p.seq_len, progress)
     figures = {"ppl": res["ppl"], "bpb": res["bpb"], "ppl_tokens": res["tokens"]}
@@ -29,12 +46,15 @@ def run_suite(model, tok, ev: EvalSection, out_dir: str | Path, progress: bool =
             figures.update({f"{name}_{m}": v for m, v in r["metrics"].items()}); figures[f"{name}_n"] = r["n"]
             atomic_write_text(out_dir / f"{name}.jsonl", _jsonl(r["samples"]))
     h = ev.humaneval
-    if h.limit != 0 and hasattr(model, "window_logits"):
-        print("HumanEval is not run through llama.cpp (GGUF) yet: skipped for", model)
-    elif h.limit != 0:
-        he = humaneval(model, tok, h.limit, h.max_new_tokens, h.batch_size, h.timeout_s, h.memory_mb, h.workers, h.prompt_style, progress)
+    if h.limit != 0:
+        he = humaneval(model, tok, h.limit, h.max_new_tokens, h.batch_size, h.timeout_s, h.memory_mb, h.workers, h.prompt_style,
+                       progress, h.backend, h.threads)
         figures.update({"humaneval_pass@1": he["pass@1"], "humaneval_n": he["n"]})
         atomic_write_text(out_dir / "humaneval.jsonl", _jsonl(he["samples"]))
+    if hit is not None:
+        with atomic_dir(hit) as tmp:
+            for f in out_dir.glob("*.jsonl"): shutil.copy(f, tmp / f.name)
+            atomic_write_text(tmp / "figures.json", json.dumps(figures, indent=1))
     return figures
 
 # %% ../nbs/04a_suite.ipynb #8ad5f335

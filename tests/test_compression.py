@@ -33,8 +33,11 @@ def test_smoke_compression_track(smoke_run, runs_dir):
     assert {"gguf-f16", "gguf-q8_0", "gguf-q4_k_m", "untouched-gguf-q4_k_m"} <= set(rows)
     for name in ("gguf-f16", "gguf-q4_k_m", "untouched-gguf-q4_k_m"):   # scored through llama.cpp, same figures as HF rows
         r = rows[name]
-        assert r["bytes"] > 0 and r["ppl"] > 1 and 0 < r["bpb"] and 0 <= r["arith_mc_acc"] <= 1 and "arith_gen_exact_match" in r
+        assert r["bytes"] > 0 and r["ppl"] > 1 and 0 < r["bpb"]
         assert 0 <= r["agree_top1"] <= 1 and r["agree_kl"] >= -1e-6 and r["agree_tokenizer_match"] == 1.0
+        # gguf.full_eval=deliverable: the whole suite on the delivered file, the frontier's plane (ppl, bpb) on the others
+        if name == "gguf-q4_k_m": assert 0 <= r["arith_mc_acc"] <= 1 and "arith_gen_exact_match" in r
+        else: assert "arith_mc_acc" not in r, (name, r)
     assert rows["gguf-q4_k_m"]["bytes"] < rows["gguf-f16"]["bytes"]
     # with the importance matrix (of each model), and the per-tensor mix its search found
     assert {"gguf-q4_1-imat", "untouched-gguf-q4_1-imat", "gguf-mix"} <= set(rows) and rows["gguf-mix"]["kind"] == "mix"

@@ -80,6 +80,13 @@ def test_bad_gguf_mix_is_refused_at_load(settings, message):
     with pytest.raises(ConfigError) as e: load_config(SMOKE, settings)
     assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
 
+def test_qlora_on_cpu_is_refused_at_load():
+    "QLoRA needs bitsandbytes' CUDA kernels: refused when the config loads, not 20 minutes later when 1A trains."
+    from modforge_nb.config import ConfigError
+    with pytest.raises(ConfigError, match=r"sft.train.method = qlora needs runtime.device=cuda.*use method: lora on CPU"):
+        load_config(SMOKE, ["sft.train.method=qlora"])
+    assert load_config(SMOKE, ["sft.train.method=qlora", "runtime.device=cuda"]).sft.train.method == "qlora"
+
 @pytest.mark.parametrize("setting,message", BAD_SETTINGS, ids=[s for s, _ in BAD_SETTINGS])
 def test_bad_setting_is_refused_at_load(setting, message):
     from modforge_nb.config import ConfigError
