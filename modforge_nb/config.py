@@ -116,7 +116,7 @@ class HumanEvalSpec(Strict):
     memory_mb: int = Field(1024, ge=64)         # address-space limit of the sandboxed process (Python needs tens of MB)
     workers: Count = 2
     prompt_style: Literal["auto", "chat", "completion"] = "auto"  # auto: chat if the tokenizer has a chat template
-    # auto: llama.cpp for GGUF files and for HF models on CPU (an F16 export, 2.7x faster here), transformers on a GPU
+    # auto: llama.cpp for GGUF files and for HF models on CPU (an F16 export), transformers on a GPU
     backend: Literal["auto", "torch", "llama.cpp"] = "auto"
     threads: int = Field(0, ge=0)               # llama.cpp threads for an HF model's generation; 0 = torch's (runtime.threads)
 
