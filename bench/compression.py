@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     ap.add_argument("run", nargs="?", default="default")
     ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1: what a shared 2-core machine sustains)")
     ap.add_argument("--tokens", type=int, default=64, help="tokens generated per measurement")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="0: no speed measured (the quality table alone, from metrics.json)")
+    ap.add_argument("--kinds", default="", help="comma-separated row kinds to print (default: every row)")
     args = ap.parse_args(argv)
     from modforge_nb.runs import Run, default_runs_dir, metric_rows
     from modforge_nb.report import machine
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     ggufs = {name: run.path / a["path"] / "model.gguf" for s in m["steps"].values() for name, a in s.get("artifacts", {}).items()
              if a.get("kind") == "model" and (run.path / a["path"] / "model.gguf").exists()}
     speed = {}
-    for name, f in ggufs.items():
+    for name, f in (ggufs.items() if args.repeats > 0 else ()):
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
         speed[name] = decode_speed(f, args.threads, args.tokens, args.repeats)
     cols = ["artifact", "kind", "MB", "bits/param", "ppl", "bpb", "arith_mc", "py_output_mc", "arith_gen", "HumanEval", "prompt tok/s", "decode tok/s"]
@@ -53,9 +54,12 @@ def main(argv=None) -> int:
              }.get(c, r.get(c))
         return "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
     print(f"# Compression frontier of run `{run.id}`\n\nmachine: {machine()}; llama.cpp threads: {args.threads}; "
-          f"decode: greedy, {args.tokens} tokens, median of {args.repeats}\n")
+          + (f"decode: greedy, {args.tokens} tokens, median of {args.repeats}\n" if args.repeats > 0 else "speed not measured (--repeats 0)\n"))
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-    for r in rows: print("| " + " | ".join(cell(r, c) for c in cols) + " |")
+    kinds = set(filter(None, args.kinds.split(",")))
+    for r in rows:
+        if kinds and r.get("kind", "base") not in kinds: continue
+        print("| " + " | ".join(cell(r, c) for c in cols) + " |")
     return 0
 
 if __name__ == "__main__":
