@@ -209,7 +209,7 @@ class GGUFSection(Strict):
     continuation_tokens: Count = 16
     threads: int = Field(0, ge=0)               # llama.cpp threads; 0 = as runtime.threads
     # deliverable: the whole eval suite on the delivered file alone, perplexity/bits per byte on the others (the frontier's
-    # plane; ~25 s a file instead of ~100); all: the whole suite on every file
+    # plane); all: the whole suite on every file
     full_eval: Literal["deliverable", "all"] = "deliverable"
     deliverable_humaneval: int | None = Field(0, ge=0)  # HumanEval problems for the delivered file (None: all 164, as the base)
 

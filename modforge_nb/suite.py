@@ -52,8 +52,8 @@ def run_suite(model, tok, ev: EvalSection, out_dir: str | Path, progress: bool =
         figures.update({"humaneval_pass@1": he["pass@1"], "humaneval_n": he["n"]})
         atomic_write_text(out_dir / "humaneval.jsonl", _jsonl(he["samples"]))
     if hit is not None:
-        with atomic_dir(hit) as tmp:
-            for f in out_dir.glob("*.jsonl"): shutil.copy(f, tmp / f.name)
+        with atomic_dir(hit) as tmp:      # this scoring's files only: `out_dir` may hold an earlier scoring's
+            for name in [*ev.tasks, *(["humaneval"] if h.limit != 0 else [])]: shutil.copy(out_dir / f"{name}.jsonl", tmp / f"{name}.jsonl")
             atomic_write_text(tmp / "figures.json", json.dumps(figures, indent=1))
     return figures
 
