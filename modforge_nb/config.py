@@ -131,7 +131,7 @@ class EvalSection(Strict):
 
 # %% ../nbs/00_config.ipynb #9c290c4c
 class VocabSection(Strict):
-    corpus: list[Literal["pydoc_topics", "stdlib_source", "tasks"]] = Field(
+    corpus: list[Literal["pydoc_topics", "stdlib_source", "tasks", "curated"]] = Field(
         default_factory=lambda: ["pydoc_topics", "stdlib_source", "tasks"], min_length=1)
     max_chars: Count = 2_000_000
     coverage_levels: list[Coverage] = Field(default_factory=lambda: [0.99, 0.995, 0.999, 0.9999])
@@ -153,6 +153,7 @@ class TrimSection(Strict):
     coverage: Coverage | None = None            # None: vocab.target_coverage (0A's K)
     fallback_coverages: list[Coverage] = Field(default_factory=lambda: [0.9999, 1.0])  # tried in turn if the gate fails
     keep_first: int = Field(0, ge=0)            # also keep the tokenizer's first N ids (its most common merges); 0: none
+    fallback_keep_first: list[Count] = Field(default_factory=list)   # larger keep_first, tried in turn after the coverages
     gate: Gate = Field(default_factory=lambda: Gate(figures=["bpb", "arith_mc_acc", "py_output_mc_acc"], max_drop=0.03))
 
 # %% ../nbs/00_config.ipynb #9cfe9196
@@ -220,7 +221,8 @@ class PackSection(Strict):
     # auto: a dictionary is trained on a sample and used if it beats one plain stream there; always: 1 MiB frames with a
     # dictionary (random access into the pack, whatever the size); never: one plain stream
     dictionary: Literal["auto", "always", "never"] = "auto"
-    what: Literal["gguf", "all"] = "gguf"       # gguf: every GGUF of 2C; all: also the safetensors checkpoints
+    # delivered: the file that ships (2C's or 2E's); gguf: every GGUF of 2C and 2E; all: also the safetensors checkpoints
+    what: Literal["delivered", "gguf", "all"] = "gguf"
 
 # %% ../nbs/00_config.ipynb #5096bb25
 def _choice_task(name: str) -> str:
@@ -298,10 +300,11 @@ class DistillSection(Strict):
 
 # %% ../nbs/00_config.ipynb #da052e8c
 class RecoverySection(Strict):
-    "2E: rank passages by perplexity under the compressed model; teacher examples for the worst; a short LoRA."
+    "2E: rank passages by perplexity under the delivered GGUF; teacher examples for the worst; a short LoRA, merged and requantized."
     passages: Count = 200                       # passages of the analysis half of the docs (never the held-out half)
     worst_share: float = Field(0.1, gt=0, le=1)
     train: TrainSpec = Field(default_factory=lambda: TrainSpec(max_steps=40, eval_every=10))
+    gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.03))   # and a lower perplexity than the delivered file
 
 # %% ../nbs/00_config.ipynb #45a56dc1
 class TeacherTier(Strict):

@@ -15,7 +15,7 @@ KIND_STYLE = {"base": ("black", "s", "base"), "trim": ("tab:purple", "D", "vocab
               "alternative": ("tab:orange", "^", "untouched base, same tool"),
               "mix": ("crimson", "D", "per-tensor mix (2C)"), "packed": ("tab:green", "P", "zstd pack (2D)"),
               "sft": ("tab:cyan", "h", "curated SFT (1A)"), "distilled": ("tab:olive", "X", "failure distillation (1C)"),
-              "recovered": ("tab:brown", "*", "recovery LoRA (2E)")}
+              "recovered": ("tab:brown", "*", "recovery LoRA, merged and requantized (2E)")}
 OFF_PLANE = {"packed"}        # row kinds that are not a servable file
 PEER_KINDS = {"alternative"}  # what a user would do without ModForge: grey
 

@@ -17,7 +17,7 @@ from .evaluate import perplexity, pydoc_topics
 
 # %% auto #0
 __all__ = ['gguf_plan', 'model_imatrix', 'export_ggufs', 'recipe_quant', 'with_move', 'order_moves', 'search_mix', 'mix_figure',
-           'file_eval', 'score_ggufs', 'gguf_agreements', 'agreement_figure']
+           'requantize', 'file_eval', 'score_ggufs', 'gguf_agreements', 'agreement_figure']
 
 # %% ../nbs/09b_gguf_export.ipynb #7268c932
 def gguf_plan(types, untouched_types, imatrix_types, same: bool) -> dict[str, tuple[str, str, bool]]:
@@ -122,6 +122,17 @@ def mix_figure(found: dict):
     ax.axhline(found["ref_ppl"] * (1 + found["budget"]), c="tab:red", ls=":", lw=1, label=f"budget (+{found['budget']:.0%})")
     ax.set(xlabel="file size (MB)", ylabel="perplexity on the search text ↓", title="per-tensor mix search"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return fig
+
+# %% ../nbs/09b_gguf_export.ipynb #98f21a66
+def requantize(dense: str | Path, tok_src, out: Path, qtype: str, recipe: dict | None, imatrix_spec, work: Path,
+               pre_tokenizer: str = "", threads: int = 1, seed: int = 0) -> Path:
+    "`dense` (a plain HF checkpoint) to a GGUF folder `out` as 2C made its file: `recipe` (a mix) or preset `qtype`; `imatrix_spec` None: without."
+    work.mkdir(parents=True, exist_ok=True)
+    f16 = hf_to_gguf(dense, work / "requantize-f16.gguf", "f16", pre_tokenizer=pre_tokenizer)
+    im = model_imatrix(dense, imatrix_spec, seed) if imatrix_spec is not None else None
+    quant = recipe_quant(recipe, im) if recipe else ({"imatrix": im} if im else {})
+    try: return gguf_folder(f16, recipe["base"] if recipe else qtype, tok_src, out, threads, **quant)
+    finally: f16.unlink(missing_ok=True)
 
 # %% ../nbs/09b_gguf_export.ipynb #b907ba86
 def file_eval(eval_cfg, full: bool, humaneval: int | None = 0):

@@ -52,10 +52,10 @@ STEPS: dict[str, StepKind] = {s.id: s for s in [
     StepKind("2C", "phase1/2C_gguf.ipynb", ("eval", "gguf"), "GGUF f16 + K-quants (llama.cpp), scored through llama.cpp, agreement",
              gate="gguf", humaneval=None, promotes=True),
     StepKind("2D", "phase1/2D_pack.ipynb", ("pack", "gguf"), "zstd pack of the artifacts, verified round trip, true ratios",
-             needs=("0B", "2A", "2B", "2C")),
-    StepKind("2E", "phase1/2E_recovery.ipynb", ("eval", "recovery", "teachers", "teaching"),
-             "worst held-out samples under the compressed model -> teacher -> LoRA", teachers=True,
-             needs=("2B",)),
+             needs=("0B", "2A", "2B", "2C", "2E")),
+    StepKind("2E", "phase1/2E_recovery.ipynb", ("eval", "gguf", "recovery", "teachers", "teaching"),
+             "worst passages under the delivered GGUF -> teacher -> LoRA, merged and requantized by its recipe", teachers=True,
+             gate="recovery", humaneval=None, promotes=True, needs=("2C",)),
     StepKind("2F", "phase1/2F_calibrate.ipynb", ("calibrate", "eval"), "temperature scaling on multiple-choice logits, ECE, reliability plot"),
 ]}
 

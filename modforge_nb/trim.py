@@ -94,8 +94,10 @@ def keep_ids_for(freq_csv: str | Path, K: int, always: list[int], keep_first: in
 
 # %% ../nbs/08_trim.ipynb #3b0e9dde
 def fallback(old_tok, new_tok, text: str, byte_ids_old: set[int], byte_ids_new: set[int]) -> dict:
-    "{'tokens_before', 'tokens_after', 'token_increase', 'byte_share_before', 'byte_share_after'} of `text` under both tokenizers."
+    "{'fallback_rate', 'tokens_before', 'tokens_after', 'token_increase', 'byte_share_before', 'byte_share_after'} of `text`."
     a, b = old_tok(text, add_special_tokens=False).input_ids, new_tok(text, add_special_tokens=False).input_ids
     share = lambda ids, byte: sum(i in byte for i in ids) / max(len(ids), 1)
-    return {"tokens_before": len(a), "tokens_after": len(b), "token_increase": len(b) / max(len(a), 1) - 1,
+    kept, names = set(new_tok.get_vocab()), old_tok.convert_ids_to_tokens(a)   # tokens are compared by their strings
+    return {"fallback_rate": sum(t not in kept for t in names) / max(len(a), 1),
+            "tokens_before": len(a), "tokens_after": len(b), "token_increase": len(b) / max(len(a), 1) - 1,
             "byte_share_before": share(a, byte_ids_old), "byte_share_after": share(b, byte_ids_new)}

@@ -12,8 +12,8 @@ from .tasks import read_task, generate_task, GENERATORS
 from .sftdata import eval_texts
 
 # %% auto #0
-__all__ = ['CORPUS_TASK_SEED', 'task_style_text', 'build_corpus', 'evaluation_texts', 'leaked', 'token_counts', 'always_kept',
-           'coverage', 'frequency_csv', 'plot_coverage', 'trim_projection']
+__all__ = ['CORPUS_TASK_SEED', 'task_style_text', 'curated_text', 'build_corpus', 'evaluation_texts', 'leaked', 'token_counts',
+           'always_kept', 'coverage', 'frequency_csv', 'plot_coverage', 'trim_projection']
 
 # %% ../nbs/04_vocab.ipynb #0e154023
 CORPUS_TASK_SEED = 4321   # the shipped evaluation items are `generate_task(name)` with its default seed, 1234
@@ -24,6 +24,11 @@ def task_style_text() -> str:
     items = [it for n in GENERATORS for it in generate_task(n, seed=CORPUS_TASK_SEED) if it["question"] not in scored]
     return "\n\n".join(it["question"] + "\n" + " ".join(it.get("choices", [it.get("answer", "")])) for it in items)
 
+def curated_text() -> str:
+    "The shipped curated set (chat: arithmetic, word problems, Python, tool calls, logic) as `role: content` turns."
+    from modforge_nb.sftdata import load_sft
+    return "\n\n".join("\n".join(f"{m['role']}: {m['content']}" for m in r["messages"]) for r in load_sft("default"))
+
 def build_corpus(sources: list[str], max_chars: int) -> dict[str, str]:
     "{source: text}, each source getting an equal share of `max_chars`; no evaluation text in any of them."
     share = max_chars // max(1, len(sources))
@@ -32,7 +37,8 @@ def build_corpus(sources: list[str], max_chars: int) -> dict[str, str]:
         if s == "pydoc_topics": text = pydoc_topics("analysis")   # less the held-out topics it quotes
         elif s == "stdlib_source": text = stdlib_source(share)
         elif s == "tasks": text = task_style_text()
-        else: raise ValueError(f"unknown corpus source {s!r}; known: pydoc_topics, stdlib_source, tasks")
+        elif s == "curated": text = curated_text()   # what users send a chat model, in the project's domains
+        else: raise ValueError(f"unknown corpus source {s!r}; known: pydoc_topics, stdlib_source, tasks, curated")
         out[s] = text[:share]
     return out
 

@@ -50,6 +50,7 @@ def test_smoke_compression_track(smoke_run, runs_dir):
     assert len(packed) == len([n for n in rows if n.startswith(("gguf-", "untouched-gguf-")) and n not in packed]) and all(rows[n]["pack_ratio"] > 1 and rows[n]["ppl"] == rows[rows[n]["packed_from"]]["ppl"] for n in packed)
     # the delivered model is the current one; its temperature is saved for serving
     cur = m["steps"]["2C"]["promotes"]; assert cur == "gguf-q4_k_m"
+    cur = m["steps"]["2E"].get("promotes") or cur                          # 2E may ship a recovered file in its place
     t = json.loads((run / m["steps"]["2F"]["artifacts"]["temperature"]["path"]).read_text())
     assert t["model"] == cur and t["temperature"] > 0 and "ece" in rows[cur]
     rep = (run / "report" / "report.md").read_text()
@@ -117,14 +118,30 @@ def test_teacher_steps_and_a_rerun_from_the_cache(smoke_run, runs_dir):
     clusters = json.loads((run / m["steps"]["1B"]["artifacts"]["clusters"]["path"]).read_text())
     assert len(clusters["table"]) == b["k"] and sum(r["failures"] for r in clusters["table"]) == b["failures"]
     assert m["steps"]["1C"]["metrics"]["requests"] == b["k"] * 2            # distill.per_cluster = 2 in smoke.yaml
+    # 2E: the delivered file's checkpoint + a LoRA, merged, requantized by the file's own recipe, gated against it
     rec = next(r for r in rows.values() if r.get("kind") == "recovered")
-    assert rec["adapter_bytes"] > 0 and rec["bytes"] == rows[rec["base_artifact"]]["bytes"] + rec["adapter_bytes"]
+    d = m["steps"]["2C"]["metrics"]["delivered"]
+    assert rec["recovered_from"] == d and rec["gguf_type"] == rows[d]["gguf_type"] and rec["tensor_types"] == rows[d]["tensor_types"]
+    assert (run / "2E" / f"{d}+recovery" / "model.gguf").exists() and not (run / "2E" / "work").exists()
+    e = m["steps"]["2E"]; shipped = e["metrics"]["delivered"]
+    assert shipped == (e.get("promotes") or d) and (shipped == d) == (e["metrics"]["ppl_after"] >= rows[d]["ppl"] or e.get("promotes") is None)
+    assert (f"Delivered {d}+recovery in place of {d}" if e.get("promotes") else f"{d} stays the delivered file") in _notes(run, "2E")
+    assert f"{shipped}.zst" in m["steps"]["2D"]["artifacts"]             # 2D runs after 2E: the pack holds what ships
     rep = (run / "report" / "report.md").read_text()
     assert "## Teachers (the ledger)" in rep and "| 1C | local |" in rep and "| cluster | label |" in rep
     again = modforge("run", SMOKE, "--run-id", "t", "--no-progress", "--steps", "1B,1C,2E", "--from", "1B", runs_dir=runs_dir, check=0)
     assert "teachers this invocation: 0 new requests" in again.stderr and "nothing was asked of a teacher" in again.stderr, again.stderr[-3000:]
     m2 = manifest(run)
     for s in ("1B", "1C", "2E"): assert m2["steps"][s]["metrics"]["teacher_new_requests"] == 0 and m2["steps"][s]["metrics"]["teacher_cache_hits"] > 0
+
+def test_pack_only_the_delivered_file(smoke_run, runs_dir):
+    "pack.what=delivered: 2D packs the one file that ships (2E's or 2C's), nothing else."
+    run = _copy(smoke_run, runs_dir, "pd")
+    modforge("run", SMOKE, "--run-id", "pd", "--no-progress", "--steps", "2D", "--from", "2D", "--set", "pack.what=delivered",
+             runs_dir=runs_dir, check=0)
+    m = manifest(run); s = m["steps"]["2D"]
+    shipped = m["steps"]["2E"].get("promotes") or m["steps"]["2C"]["promotes"]
+    assert s["status"] == "done" and [a for a in s["artifacts"] if a.endswith(".zst")] == [f"{shipped}.zst"], s["artifacts"]
 
 def test_quantize_notes_say_what_ran(smoke_run, runs_dir):
     "quantize.methods=[awq] on a CPU: nothing is quantized, and the notes say exactly that (no 'GPTQ ran instead', no gate verdict)."
