@@ -34,11 +34,19 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	rm -rf $(VENV)/share/llama.cpp && mkdir -p $(VENV)/share/llama.cpp
 	tar -xzf $(LLAMA_SDIST) -C $(VENV)/share/llama.cpp --strip-components=3 \
 	  llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_hf_to_gguf.py \
+	  llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_lora_to_gguf.py \
 	  llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/conversion llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/gguf-py
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ModForge .venv)" >/dev/null
 	touch $(STAMP)
 
-setup: $(STAMP)
+# llama.cpp's PEFT LoRA -> GGUF converter (the domain modifiers), unpacked into a checkout set up before it was needed
+LORA_CONVERTER := $(VENV)/share/llama.cpp/convert_lora_to_gguf.py
+$(LORA_CONVERTER): $(STAMP)
+	test -f $@ || tar -xzf $(LLAMA_SDIST) -C $(VENV)/share/llama.cpp --strip-components=3 \
+	  llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp/convert_lora_to_gguf.py
+	touch $@
+
+setup: $(STAMP) $(LORA_CONVERTER)
 
 ## the main job: the default config (embedded SmolLM2-135M-Instruct) into runs/$(RUN_ID); re-running resumes
 run: setup

@@ -15,7 +15,9 @@ __all__ = ['BatchedGreedy']
 # %% ../nbs/09d_batched_decode.ipynb #94ee8e0c
 class BatchedGreedy:
     "Greedy continuations of many prompts through llama.cpp, `n_seq` sequences a forward pass."
-    def __init__(self, path: str | Path, n_seq: int = 8, n_ctx: int = 1024, threads: int = 1, n_batch: int = 2048):
+    def __init__(self, path: str | Path, n_seq: int = 8, n_ctx: int = 1024, threads: int = 1, n_batch: int = 2048,
+                 lora: str | Path | None = None, lora_scale: float = 1.0):
+        import ctypes
         import llama_cpp as C
         self.C, self.n_seq, self.n_ctx, self.n_batch, self.path = C, n_seq, n_ctx, n_batch, Path(path)
         C.llama_backend_init()
@@ -28,6 +30,13 @@ class BatchedGreedy:
         self.ctx = C.llama_init_from_model(self.model, cp)
         if not self.ctx:
             C.llama_model_free(self.model); raise RuntimeError(f"llama.cpp could not make a context of {n_seq} x {n_ctx} for {path}")
+        self.lora = None                            # a GGUF LoRA (a modifier) applied to every sequence of this context
+        if lora is not None:
+            self.lora = C.llama_adapter_lora_init(self.model, str(lora).encode())
+            if not self.lora:
+                C.llama_free(self.ctx); C.llama_model_free(self.model)
+                raise ValueError(f"llama.cpp could not load the LoRA {lora} onto {path}: is it a GGUF LoRA of this base?")
+            C.llama_set_adapters_lora(self.ctx, (C.llama_adapter_lora_p_ctypes * 1)(self.lora), 1, (ctypes.c_float * 1)(lora_scale))
         self.n_vocab = C.llama_vocab_n_tokens(C.llama_model_get_vocab(self.model))
         self.batch = C.llama_batch_init(n_batch, 0, 1)
 
@@ -35,7 +44,9 @@ class BatchedGreedy:
     def close(self):
         "Free llama.cpp's batch, context and model now."
         if getattr(self, "ctx", None):
-            self.C.llama_batch_free(self.batch); self.C.llama_free(self.ctx); self.C.llama_model_free(self.model); self.ctx = None
+            self.C.llama_batch_free(self.batch); self.C.llama_free(self.ctx)
+            if self.lora: self.C.llama_adapter_lora_free(self.lora)
+            self.C.llama_model_free(self.model); self.ctx = None
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 
