@@ -83,7 +83,7 @@ class ModifiedGGUF(GGUFModel):
         self._lora = {}
         super().close()
 
-# %% ../nbs/09e_lora_gguf.ipynb #a0374c14
+# %% ../nbs/09e_lora_gguf.ipynb #c064a47e
 def served_checkpoint(folder: str | Path, out: str | Path, dtype: str = "float32") -> Path:
     "The GGUF folder's weights (`model.gguf`) dequantized into an HF checkpoint `out`, with the folder's tokenizer; atomic."
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
@@ -100,7 +100,7 @@ def served_checkpoint(folder: str | Path, out: str | Path, dtype: str = "float32
         model.save_pretrained(tmp); tok.save_pretrained(tmp)
     return Path(out)
 
-# %% ../nbs/09e_lora_gguf.ipynb #9f13256a
+# %% ../nbs/09e_lora_gguf.ipynb #a966647d
 class PeftModifiers:
     "An HF base with PEFT adapters {name: folder}, one active at a time (`use`), as `ModifiedGGUF` does for GGUF files."
     def __init__(self, model, adapters: dict[str, str | Path]):
