@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
-from .steps import STEP_NOTEBOOKS, STEP_INPUTS, GATED_STEPS, ROW_HUMANEVAL, TEACHER_STEPS, kind_of   # the registry
+from .steps import STEP_NOTEBOOKS, STEP_INPUTS, GATED_STEPS, ROW_HUMANEVAL, TEACHER_STEPS, DEFAULT_STEPS, STEPS, kind_of   # the registry
 
 # %% auto #0
 __all__ = ['Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'LocalTask', 'GGUF_FILE_TYPES', 'GGUF_TENSOR_TYPES',
@@ -17,9 +17,9 @@ __all__ = ['Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'Local
            'RuntimeSection', 'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate',
            'CalibrationData', 'TrimSection', 'PruneSection', 'QuantizeSection', 'ImatrixSpec', 'MixMove', 'MixSection',
            'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec', 'SFTSection', 'TeachingSection',
-           'FailuresSection', 'DistillSection', 'RecoverySection', 'TeacherTier', 'eval_figures', 'gate_problems',
-           'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file', 'merge_config',
-           'load_config', 'config_to_yaml', 'config_fingerprint']
+           'FailuresSection', 'DistillSection', 'RecoverySection', 'ModifierSection', 'TeacherTier', 'eval_figures',
+           'gate_problems', 'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file',
+           'merge_config', 'load_config', 'config_to_yaml', 'config_fingerprint']
 
 # %% ../nbs/00_config.ipynb #aec223d7
 class Strict(BaseModel):
@@ -59,7 +59,7 @@ class StepInstance(Strict):
 class RunSection(Strict):
     name: str                                   # a label; also the default run-id prefix
     description: str = ""
-    steps: list[str] = Field(default_factory=lambda: list(STEP_NOTEBOOKS))  # executed in this order: kinds or instance ids
+    steps: list[str] = Field(default_factory=lambda: list(DEFAULT_STEPS))  # executed in this order: kinds or instance ids
     instances: dict[str, StepInstance] = Field(default_factory=dict)        # instance id -> its kind and parameters
 
     @model_validator(mode="before")
@@ -306,6 +306,19 @@ class RecoverySection(Strict):
     train: TrainSpec = Field(default_factory=lambda: TrainSpec(max_steps=40, eval_every=10))
     gate: Gate = Field(default_factory=lambda: Gate(figures=["ppl"], max_drop=0.03))   # and a lower perplexity than the delivered file
 
+class ModifierSection(Strict):
+    "3x, the domain-modifier step (one instance per domain, `params: {domain: ...}`): data, training, the compression grid."
+    examples: Count = 240                       # training examples from the domain's generators (their reference answers)
+    heldout_limit: int | None = Field(None, ge=1)   # at most this many held-out items (None: the domain file's count)
+    train: TrainSpec = Field(default_factory=lambda: TrainSpec(max_steps=60, eval_every=20))   # lora.r/alpha: from the domain
+    rank_divisors: list[Count] = Field(default_factory=lambda: [2])   # compression grid: rank r, r/2, ... (peft's SVD)
+    sparsities: list[Annotated[float, Field(ge=0, lt=1)]] = Field(default_factory=lambda: [0.0, 0.82])  # magnitude pruning
+    dtypes: list[Literal["float16", "bfloat16", "float32"]] = Field(default_factory=lambda: ["float16"])
+    gguf_outtype: Literal["f16", "q8_0"] = "f16"   # the GGUF LoRA llama.cpp serves
+    max_drop: float = Field(0.02, ge=0)         # a compressed variant may score this much (absolute) below the full adapter
+    compare_fp32: bool = False                  # also train on the pre-GGUF fp32 model, scored on the served file
+    batch_size: Count = 8                       # sequences a generation pass
+
 # %% ../nbs/00_config.ipynb #45a56dc1
 class TeacherTier(Strict):
     "An OpenAI-compatible endpoint. `base_url: local` is the local server the teacher steps start themselves."
@@ -374,6 +387,7 @@ class Config(Strict):
     failures: FailuresSection = Field(default_factory=FailuresSection)
     distill: DistillSection = Field(default_factory=DistillSection)
     recovery: RecoverySection = Field(default_factory=RecoverySection)
+    modifier: ModifierSection = Field(default_factory=ModifierSection)
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -477,6 +491,12 @@ def validate_config(data: dict, source: str = "<config>") -> Config:
                               f"'.', '_' or '-', and not a step kind's own id)")
     if len(set(cfg.run.steps)) != len(cfg.run.steps):
         raise ConfigError(f"{source}: run.steps lists a step twice: {cfg.run.steps}")
+    for s in cfg.run.steps:   # a per-domain kind runs as instances naming their domain
+        k = kind_of(s, cfg.run.instances)
+        if STEPS[k].per_domain and "domain" not in (cfg.run.instances[s].params if s in cfg.run.instances else {}):
+            raise ConfigError(f"{source}: step {s!r} ({k}) runs once per domain: give an instance naming it, e.g. "
+                              f"{{id: reasoning, kind: {k}, params: {{domain: reasoning}}}}")
+
     g = cfg.gguf
     if g.mix and g.mix.base not in GGUF_TENSOR_TYPES:
         raise ConfigError(f"{source}: gguf.mix.base={g.mix.base!r} must be one tensor type for every tensor (the search starts `pure`), "

@@ -15,7 +15,7 @@ from .sftdata import PY_FUNCS, gen_logic, gen_tool_call, gen_word_problem, gen_a
 
 # %% auto #0
 __all__ = ['HELDOUT_FUNCS', 'GENERATORS', 'gen_functions', 'DomainLora', 'DomainEval', 'DomainData', 'DomainSpec', 'served_rank',
-           'domain_dir', 'list_domains', 'load_domain', 'domain_items', 'grade', 'score_domain']
+           'domain_dir', 'domain_fingerprint', 'list_domains', 'load_domain', 'domain_items', 'grade', 'score_domain']
 
 # %% ../nbs/19_domains.ipynb #d70fd099
 HELDOUT_FUNCS = {"repeat_k", "is_palindrome", "clamp_k"}      # function templates only the held-out split uses
@@ -75,6 +75,12 @@ def served_rank(spec: DomainSpec, hidden: int, ref_hidden: int = 4096, multiple:
 
 # %% ../nbs/19_domains.ipynb #f3a9225f
 def domain_dir() -> Path: return project_root() / "configs" / "domains"
+
+def domain_fingerprint(name: str) -> str:
+    "sha256 of the domain's file (what a modifier step computes with), or `missing`."
+    import hashlib
+    p = domain_dir() / f"{name}.yaml"
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else "missing"
 
 def list_domains(phase: int | None = None) -> list[str]:
     "Names of the domains in the registry (one YAML each), Phase 1 first."

@@ -14,8 +14,8 @@ from .models import model_source_file, resolve_device
 
 # %% auto #0
 __all__ = ['STEP_PARAMETERS', 'notebook_path', 'notebook_code_hash', 'package_root', 'library_hash', 'step_params',
-           'fingerprints', 'check_parameters', 'execute_step', 'open_run', 'store_config', 'say', 'teacher_figures',
-           'run_pipeline']
+           'check_domains', 'fingerprints', 'check_parameters', 'execute_step', 'open_run', 'store_config', 'say',
+           'teacher_figures', 'run_pipeline']
 
 # %% ../nbs/06_engine.ipynb #bdf1f661
 def notebook_path(kind: str) -> Path:
@@ -39,6 +39,12 @@ def step_params(cfg: Config, step: str) -> dict:
     inst = cfg.run.instances.get(step)
     return dict(inst.params) if inst else {}
 
+def check_domains(cfg: Config) -> None:
+    "Every per-domain step's domain file loads (`domains.load_domain`: a `ConfigError` naming the file, the key, the known domains)."
+    from modforge_nb.domains import load_domain
+    for s in cfg.run.steps:
+        if "domain" in step_params(cfg, s): load_domain(str(step_params(cfg, s)["domain"]))
+
 def fingerprints(cfg: Config, sources: dict[str, str] | None = None) -> dict[str, str]:
     "The fingerprint of each step of `run.steps`: what it computes with, and the fingerprints of the steps it depends on."
     device = resolve_device("auto") if cfg.runtime.device == "auto" else None   # `auto`: what it picks here
@@ -47,6 +53,9 @@ def fingerprints(cfg: Config, sources: dict[str, str] | None = None) -> dict[str
         kind = kind_of(sid, cfg.run.instances)
         parts = [*(f"{d}={out[d]}" for d in deps[sid]), sid, kind, json.dumps(step_params(cfg, sid), sort_keys=True),
                  config_fingerprint(cfg, STEP_INPUTS.get(kind), device), library_hash(kind, sources), notebook_code_hash(notebook_path(kind))]
+        if "domain" in step_params(cfg, sid):   # a domain's file is an input too: editing configs/domains/<d>.yaml re-runs it
+            from modforge_nb.domains import domain_fingerprint
+            parts.append(domain_fingerprint(str(step_params(cfg, sid)["domain"])))
         out[sid] = hashlib.sha256("\0".join(parts).encode()).hexdigest()
     return out
 
@@ -127,6 +136,7 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
     selected = [s for s in order if not steps or s in steps]
     forced = set(order[order.index(from_step):]) if from_step else set()
     model_source_file(cfg.model)  # fail before any work when the model cannot be found
+    check_domains(cfg)            # or a domain file
     # the step kernels inherit this: their tqdm bars redraw every few seconds in a log file, live in a terminal
     if not sys.stderr.isatty(): os.environ.setdefault("TQDM_MININTERVAL", "5")
     kinds = {s: kind_of(s, cfg.run.instances) for s in order}

@@ -26,7 +26,7 @@ def lora_to_gguf(adapter: str | Path, base: str | Path, out: str | Path, outtype
         raise FileNotFoundError(f"{src}/convert_lora_to_gguf.py is missing: run `make setup` (it unpacks it from the llama-cpp-python archive)")
     if not (Path(adapter) / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter} holds no adapter_config.json: is it a PEFT adapter folder (save_trained(..., merge=False))?")
-    tmp = out.with_name(out.name + ".partial")
+    tmp = out.with_name(out.name + ".partial"); out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-c", _LORA_RUNNER, str(src), "--base", str(base), "--outfile", str(tmp), "--outtype", outtype, str(adapter)]
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NO_LOCAL_GGUF": "", "HF_HUB_OFFLINE": "1"})
     if r.returncode != 0 or not tmp.exists():

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['STEPS', 'STEP_NOTEBOOKS', 'STEP_INPUTS', 'TEACHER_STEPS', 'GATED_STEPS', 'ROW_HUMANEVAL', 'StepKind',
+__all__ = ['STEPS', 'STEP_NOTEBOOKS', 'STEP_INPUTS', 'DEFAULT_STEPS', 'TEACHER_STEPS', 'GATED_STEPS', 'ROW_HUMANEVAL', 'StepKind',
            'nbdev_skip_regex', 'kind_of', 'step_inputs', 'notebook_code', 'config_reads', 'module_imports',
            'module_closure', 'closure_hash']
 
@@ -29,6 +29,7 @@ class StepKind:
     standalone_test: bool = False        # cheap enough for nbdev_test to run alone (the others run in order in pytest)
     promotes: bool = False               # may make the current model of the steps after it (`ctx.add_model(promote=True)`)
     needs: tuple[str, ...] = ()          # the step kinds whose artifacts or rows it reads (`ctx.input_artifact`, `ctx.earlier`)
+    per_domain: bool = False             # runs once per domain, as instances with a `domain` parameter (not in the default steps)
 
 # %% ../nbs/00b_steps.ipynb #dada74b5
 STEPS: dict[str, StepKind] = {s.id: s for s in [
@@ -57,11 +58,15 @@ STEPS: dict[str, StepKind] = {s.id: s for s in [
              "worst passages under the delivered GGUF -> teacher -> LoRA, merged and requantized by its recipe", teachers=True,
              gate="recovery", humaneval=None, promotes=True, needs=("2C",)),
     StepKind("2F", "phase1/2F_calibrate.ipynb", ("calibrate", "eval"), "temperature scaling on multiple-choice logits, ECE, reliability plot"),
+    StepKind("3x", "phase1/3x_modifier.ipynb", ("eval", "gguf", "modifier"),
+             "one domain's modifier: held-out scores, a LoRA on the served weights, compressed, packaged (PEFT, GGUF LoRA, card)",
+             per_domain=True),
 ]}
 
 # %% ../nbs/00b_steps.ipynb #24c2eec7
 STEP_NOTEBOOKS: dict[str, str] = {k: s.notebook for k, s in STEPS.items()}
 STEP_INPUTS: dict[str, tuple[str, ...]] = {k: s.sections for k, s in STEPS.items()}
+DEFAULT_STEPS: list[str] = [k for k, s in STEPS.items() if not s.per_domain]   # a config without run.steps runs these
 TEACHER_STEPS: tuple[str, ...] = tuple(k for k, s in STEPS.items() if s.teachers)
 GATED_STEPS: dict[str, str] = {k: s.gate for k, s in STEPS.items() if s.gate}
 ROW_HUMANEVAL: dict[str, str | None] = {k: s.humaneval for k, s in STEPS.items() if s.humaneval != ""}

@@ -152,3 +152,35 @@ def test_quantize_notes_say_what_ran(smoke_run, runs_dir):
     assert s["status"] == "done" and s["metrics"]["methods"] == [] and s.get("promotes") is None
     assert "nothing was quantized" in notes and "No W4A16 model was made, so there was nothing to gate" in notes, notes
     assert "GPTQ ran instead" not in notes and "passed the" not in notes
+
+MODIFIER = ROOT / "configs" / "smoke-modifier.yaml"
+
+def test_a_domain_modifier_end_to_end(smoke_run, runs_dir):
+    "3x on the smoke run: scores on both bases, a LoRA on the served weights, the grid, PEFT + GGUF LoRA + card; switched by name."
+    import torch
+    from modforge_nb.lora_gguf import ModifiedGGUF, PeftModifiers, served_checkpoint
+    from modforge_nb.models import load_model
+    run = _copy(smoke_run, runs_dir, "m")
+    p = modforge("run", MODIFIER, "--run-id", "m", "--no-progress", "--steps", "reasoning", runs_dir=runs_dir, check=0)
+    m = manifest(run); s = m["steps"]["reasoning"]
+    assert s["status"] == "done", p.stderr[-4000:]
+    assert all(m["steps"][k]["status"] == "done" for k in STEPS) and "reasoning: re-running" not in p.stderr
+    folder = run / s["artifacts"]["modifier-reasoning"]["path"]
+    card = json.loads((folder / "card.json").read_text())
+    assert (folder / "peft" / "adapter_model.safetensors").exists() and card["gguf_lora_bytes"] == (folder / "reasoning.gguf").stat().st_size
+    for k in ("uncompressed_base", "served_base", "modifier", "full_adapter", "fp32_trained"): assert 0 <= card[f"reasoning_acc_{k}"] <= 1, (k, card)
+    assert card["heldout_items"] == 6 and card["train_examples"] + card["val_examples"] == 24 and card["trained_rank"] == 4
+    table = (run / s["artifacts"]["variants"]["path"]).read_text().splitlines()[2:]       # a markdown table, a row per variant
+    assert sorted(l.split("|")[1].strip() for l in table) == ["r2-s0-float16", "r2-s50-float16", "r4-s0-float16", "r4-s50-float16"]
+    row = _rows(run)["modifier-reasoning"]; assert row["kind"] == "modifier" and row["reasoning_acc"] == card["reasoning_acc_modifier"]
+    assert not (run / "reasoning" / "work").exists() and "served base + modifier" in _notes(run, "reasoning")
+    # the packaged modifier switches by name on the served GGUF (llama.cpp) and on its weights in HF (peft), and they agree
+    served = run / m["steps"][m["steps"]["reasoning"]["inputs"]["model"]["step"]]["artifacts"][m["steps"]["reasoning"]["inputs"]["model"]["artifact"]]["path"]
+    g = ModifiedGGUF(served / "model.gguf", {"reasoning": folder / "reasoning.gguf"})
+    ids = g.tokenize("All cats are birds. Is Ana one of the birds?")
+    plain = g.window_logits(ids); g.use("reasoning"); mod = g.window_logits(ids); g.close()
+    assert not torch.allclose(plain, mod)
+    hf, _ = load_model(str(served_checkpoint(served, runs_dir / "served-hf")))
+    pm = PeftModifiers(hf, {"reasoning": folder / "peft"})
+    with torch.no_grad(): hm = pm.use("reasoning")(torch.tensor([ids])).logits[0]
+    assert (hm.argmax(-1) == mod.argmax(-1)).float().mean() >= 0.8

@@ -11,8 +11,9 @@ def test_the_three_kinds_of_run_ship():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_validates(path):
+    from modforge_nb.steps import kind_of
     cfg = load_config(path)
-    assert all(s in STEP_NOTEBOOKS for s in cfg.run.steps)
+    assert all(kind_of(s, cfg.run.instances) in STEP_NOTEBOOKS for s in cfg.run.steps)
     assert (ROOT / "nbs" / STEP_NOTEBOOKS[cfg.run.steps[0]]).exists()
 
 def test_production_config_points_at_hosted_teachers_without_keys():
@@ -79,6 +80,15 @@ def test_bad_gguf_mix_is_refused_at_load(settings, message):
     from modforge_nb.config import ConfigError
     with pytest.raises(ConfigError) as e: load_config(SMOKE, settings)
     assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+def test_a_per_domain_step_needs_a_known_domain():
+    "3x runs once per domain: a bare `3x` or an unknown domain is refused when the config loads, naming the fix."
+    from modforge_nb.config import ConfigError
+    with pytest.raises(ConfigError, match=r"step '3x' \(3x\) runs once per domain: give an instance naming it"):
+        load_config(SMOKE, ["run.steps=[baseline, 3x]"])
+    from modforge_nb.engine import check_domains
+    with pytest.raises(ConfigError, match=r"unknown domain 'poetry'.*known domains: automation, code"):   # before any step runs
+        check_domains(load_config(SMOKE, ["run.steps=[baseline, {id: p, kind: 3x, params: {domain: poetry}}]"]))
 
 def test_qlora_on_cpu_is_refused_at_load():
     "QLoRA needs bitsandbytes' CUDA kernels: refused when the config loads, not 20 minutes later when 1A trains."
