@@ -34,8 +34,16 @@ def teacher_session(ctx):
     cfg, tc = ctx.cfg, ctx.cfg.teaching
     if not cfg.teachers: raise RuntimeError(f"step {ctx.step} needs teachers: add a `teachers:` tier to the config")
     tiers, urls, server, teacher = [], {}, None, None
+    ref = None   # the reference solver (computed answers, not a model) has a server of its own
     for t in cfg.teachers:
-        if t.base_url == "local":
+        if t.base_url == "local" and t.model == "reference-solver":
+            if ref is None:
+                from modforge_nb.reference_solver import ReferenceTeacher
+                from modforge_nb.teacher_server import serve_in_thread
+                ref, ref_url = serve_in_thread(ReferenceTeacher())
+                print(f"reference solver (computed answers, not a model) serving at {ref_url}")
+            tiers.append(t); urls[t.name] = ref_url
+        elif t.base_url == "local":
             if server is None:
                 from modforge_nb.teacher_server import LocalTeacher, serve_in_thread
                 path, sha = _local_model(ctx)
@@ -55,6 +63,7 @@ def teacher_session(ctx):
         for k, v in (("teacher_new_requests", client.stats["new"]), ("teacher_cache_hits", client.stats["cache_hits"]),
                      ("teacher_cost", client.stats["cost"])): ctx.metrics[k] = ctx.metrics.get(k, 0) + v
         if server is not None: server.shutdown(); server.server_close()
+        if ref is not None: ref.shutdown(); ref.server_close()
         del teacher; gc.collect()
 
 # %% ../nbs/15_teaching.ipynb #a1669593
