@@ -13,7 +13,7 @@ from .runs import (Run, RunError, StepFailed, RUN_ID_RULE, check_run_id, current
 from .fsutil import artifact_digest
 
 # %% auto #0
-__all__ = ['EPILOG', 'parser', 'cmd_status', 'cmd_list', 'cmd_teacher_serve', 'main']
+__all__ = ['EPILOG', 'parser', 'cmd_status', 'cmd_list', 'cmd_modifiers', 'cmd_teacher_serve', 'main']
 
 # %% ../nbs/07_cli.ipynb #abc8ab6a
 EPILOG = """examples:
@@ -26,6 +26,7 @@ EPILOG = """examples:
   modforge report default        rebuild runs/default/report/ from metrics.json
   modforge unpack runs/default/2D/gguf-q4_k_m.zst/model.gguf.zst -o model.gguf   restore a packed artifact (sha256-checked)
   modforge teacher serve --port 8765  an OpenAI-compatible teacher on 127.0.0.1 from the default config's model
+  modforge modifiers default --domains code,reasoning   build those domains' modifiers on run default's served base
 steps: """ + ", ".join(f"{k} ({v})" for k, v in STEP_NOTEBOOKS.items())
 
 def parser() -> argparse.ArgumentParser:
@@ -49,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=h); s.add_argument("run", help="a run id (in runs/) or a run folder path")
         if name == "status": s.add_argument("--verify", action="store_true", help="re-hash every artifact against the manifest")
     sub.add_parser("list", help="list the runs")
+    mo = sub.add_parser("modifiers", help="build domain modifiers (step 3x, one instance per domain) on a run's served base")
+    mo.add_argument("run", help="a run id (in runs/) or a run folder path, with its compression steps done")
+    mo.add_argument("--domains", required=True, type=lambda s: [x for x in s.split(",") if x], metavar="A,B",
+                    help="domains of configs/domains/ (comma-separated); each runs in its own kernel, a failing one does not stop the rest")
+    mo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set modifier.examples=120")
+    mo.add_argument("--no-progress", action="store_true", help="do not stream the notebooks' output")
     u = sub.add_parser("unpack", help="restore (or, without -o, only verify) a .zst packed by step 2D")
     u.add_argument("packed", help="a .zst file from a run's 2D folder")
     u.add_argument("-o", "--output", default=None, help="where to write the restored file (default: verify only); "
@@ -124,6 +131,41 @@ def cmd_list(args) -> int:
         except RunError as e: print(f"{p.name:<32} unreadable: {str(e).splitlines()[0][:80]}")
     return 0
 
+def _flow(steps: list[str], instances: dict) -> str:
+    "run.steps as one YAML flow list, instances inline (what `--set run.steps=...` takes)."
+    import json
+    return "[" + ", ".join(json.dumps({"id": s, "kind": instances[s].kind, "params": instances[s].params}) if s in instances else s
+                           for s in steps) + "]"
+
+def cmd_modifiers(args) -> int:
+    "Step 3x once per domain on an existing run, each on its own (a failure is reported, the rest still run); a summary table."
+    from modforge_nb.engine import run_pipeline
+    from modforge_nb.domains import load_domain
+    run = _open(args); cfg = run.config()
+    for d in args.domains: load_domain(d)                  # every name checked before any work
+    steps = list(cfg.run.steps) + [d for d in args.domains if d not in cfg.run.steps]
+    inst = dict(cfg.run.instances)
+    for d in args.domains:
+        if d in inst and inst[d].kind != "3x": raise ConfigError(f"{d!r} already names a {inst[d].kind} step of run {run.id}")
+    from modforge_nb.config import StepInstance
+    inst |= {d: StepInstance(kind="3x", params={"domain": d}) for d in args.domains if d not in inst}
+    over = [f"run.steps={_flow(steps, inst)}", *args.overrides]
+    failed = []
+    for d in args.domains:
+        try: run_pipeline(run.path / "config.yaml", over, run.id, [d], None, run.path.parent, progress=not args.no_progress)
+        except StepFailed as e: failed.append(d); print(f"modforge: {d}: {e}", file=sys.stderr)
+    m = run.manifest()["steps"]
+    print("| domain | uncompressed base | served base | + modifier | modifier MB | status |\n|---|---:|---:|---:|---:|---|")
+    for d in args.domains:
+        x, k = m.get(d, {}).get("metrics", {}), f"{d}_acc"
+        f = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else ""
+        print(f"| {d} | {f(x.get(k + '_uncompressed_base'))} | {f(x.get(k + '_served_base'))} | {f(x.get(k + '_modifier'))} | "
+              f"{x['gguf_lora_bytes'] / 1e6:.2f} | {m.get(d, {}).get('status', 'not run')} |" if x.get("gguf_lora_bytes") else
+              f"| {d} | | | | | {m.get(d, {}).get('status', 'not run')} |")
+    if failed: print(f"modforge: {len(failed)} of {len(args.domains)} domain(s) failed: {', '.join(failed)}; run the same command again to retry them",
+                     file=sys.stderr)
+    return 1 if failed else 0
+
 # %% ../nbs/07_cli.ipynb #54dbf448
 def cmd_teacher_serve(args) -> int:
     from modforge_nb.config import load_config
@@ -167,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             from modforge_nb.report import build_report
             print(build_report(_open(args))); return 0
         if args.cmd == "list": return cmd_list(args)
+        if args.cmd == "modifiers": return cmd_modifiers(args)
         if args.cmd == "teacher": return cmd_teacher_serve(args)
         if args.cmd == "unpack":
             from modforge_nb.pack import unpack_file, PackError

@@ -84,7 +84,7 @@ def solve(question: str) -> str | None:
         if (a := s(question)) is not None: return a
     return None
 
-# %% ../nbs/19b_reference_solver.ipynb #c37098d6
+# %% ../nbs/19b_reference_solver.ipynb #d125c788
 REFUSAL = "The reference solver cannot answer this: it answers only questions the project's own generators write."
 
 class ReferenceTeacher:

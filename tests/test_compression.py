@@ -160,11 +160,16 @@ def test_a_domain_modifier_end_to_end(smoke_run, runs_dir):
     import torch
     from modforge_nb.lora_gguf import ModifiedGGUF, PeftModifiers, served_checkpoint
     from modforge_nb.models import load_model
+    import yaml
     run = _copy(smoke_run, runs_dir, "m")
-    p = modforge("run", MODIFIER, "--run-id", "m", "--no-progress", "--steps", "reasoning", runs_dir=runs_dir, check=0)
+    sets = ["--set", "modifier=" + json.dumps(yaml.safe_load(MODIFIER.read_text())["modifier"])]   # smoke-modifier.yaml's settings
+    assert modforge("modifiers", "m", "--domains", "reasoning,poetry", runs_dir=runs_dir, check=2).stderr.count("unknown domain 'poetry'")
+    p = modforge("modifiers", "m", "--domains", "reasoning", *sets, "--no-progress", runs_dir=runs_dir, check=0)
     m = manifest(run); s = m["steps"]["reasoning"]
     assert s["status"] == "done", p.stderr[-4000:]
-    assert all(m["steps"][k]["status"] == "done" for k in STEPS) and "reasoning: re-running" not in p.stderr
+    assert all(m["steps"][k]["status"] == "done" for k in STEPS) and "| reasoning | 0" in p.stdout and "| done |" in p.stdout
+    again = modforge("modifiers", "m", "--domains", "reasoning", *sets, "--no-progress", runs_dir=runs_dir, check=0)
+    assert "reasoning: done" in again.stderr and "(skipped)" in again.stderr, again.stderr[-2000:]
     folder = run / s["artifacts"]["modifier-reasoning"]["path"]
     card = json.loads((folder / "card.json").read_text())
     assert (folder / "peft" / "adapter_model.safetensors").exists() and card["gguf_lora_bytes"] == (folder / "reasoning.gguf").stat().st_size
