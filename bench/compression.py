@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse, json, statistics, sys, time
 from pathlib import Path
 
-def decode_speed(gguf: Path, threads: int, tokens: int, repeats: int) -> dict:
-    "Prompt and decode tokens/s of greedy generation (median of `repeats`), no logits kept."
-    from llama_cpp import Llama
-    llm = Llama(model_path=str(gguf), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+def decode_rates(llm, tokens: int, repeats: int) -> dict:
+    "Prompt and decode tokens/s of greedy generation on a loaded `Llama` as it is (its adapters applied), median of `repeats`."
     prompt = llm.tokenize(b"def quicksort(items):\n    \"\"\"Sort a list of numbers and return it.\"\"\"\n", add_bos=False)
     pp, tg = [], []
     for _ in range(repeats):
@@ -25,8 +23,14 @@ def decode_speed(gguf: Path, threads: int, tokens: int, repeats: int) -> dict:
             if n >= tokens: break
         t2 = time.perf_counter()
         pp.append(len(prompt) / (t1 - t0)); tg.append(n / (t2 - t1))
-    llm.close()
     return {"prompt_tok_s": statistics.median(pp), "decode_tok_s": statistics.median(tg)}
+
+def decode_speed(gguf: Path, threads: int, tokens: int, repeats: int) -> dict:
+    "Prompt and decode tokens/s of greedy generation of the file `gguf` (median of `repeats`), no logits kept."
+    from llama_cpp import Llama
+    llm = Llama(model_path=str(gguf), n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+    try: return decode_rates(llm, tokens, repeats)
+    finally: llm.close()
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -15,20 +15,6 @@ from __future__ import annotations
 import argparse, statistics, sys, tempfile, time
 from pathlib import Path
 
-def decode(llm, tokens: int, repeats: int) -> dict:
-    "Prompt and decode tokens/s of greedy generation on the context as it is (its adapters applied)."
-    prompt = llm.tokenize(b"def quicksort(items):\n    \"\"\"Sort a list of numbers and return it.\"\"\"\n", add_bos=False)
-    pp, tg = [], []
-    for _ in range(repeats):
-        llm.reset(); t0 = time.perf_counter()
-        llm.eval(prompt); t1 = time.perf_counter()
-        n = 0
-        for _tok in llm.generate(prompt, temp=0.0, reset=False):
-            n += 1
-            if n >= tokens: break
-        pp.append(len(prompt) / (t1 - t0)); tg.append(n / (time.perf_counter() - t1))
-    return {"prompt_tok_s": statistics.median(pp), "decode_tok_s": statistics.median(tg)}
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("base", type=Path)
@@ -39,6 +25,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--switches", type=int, default=200)
     args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).parent))
+    from compression import decode_rates as decode   # the same measurement as the frontier's decode column
     from modforge_nb.lora_gguf import ModifiedGGUF, lora_to_gguf
     from modforge_nb.report import machine
     work, files = Path(tempfile.mkdtemp()), {}
