@@ -19,7 +19,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run test check-sync sync lab docs clean-venv
+.PHONY: setup run run-phase2 test check-sync sync lab docs clean-venv
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ setup: $(STAMP) $(LORA_CONVERTER)
 ## the main job: the default config (embedded SmolLM2-135M-Instruct) into runs/$(RUN_ID); re-running resumes
 run: setup
 	$(BIN)/modforge run $(CONFIG) --run-id $(RUN_ID)
+
+## Phase 2: the five Phase 2 domain modifiers on the default run (after `make run`, which resumes in seconds when done)
+run-phase2: run
+	$(BIN)/papermill nbs/phase2/modifiers_batch.ipynb runs/$(RUN_ID)/notebooks/phase2_batch.ipynb -p run_dir runs/$(RUN_ID) -k python3 --cwd nbs/phase2
+	@echo "executed batch notebook: runs/$(RUN_ID)/notebooks/phase2_batch.ipynb; report: runs/$(RUN_ID)/report/report.md"
 
 ## every test: notebooks (nbdev_test, fixture model) then pytest (papermill runs, CLI, bad input, SmolLM2)
 # Step notebooks not marked `standalone_test` in the registry (modforge_nb.steps) are skipped by nbdev_test: opened alone,

@@ -131,37 +131,16 @@ def cmd_list(args) -> int:
         except RunError as e: print(f"{p.name:<32} unreadable: {str(e).splitlines()[0][:80]}")
     return 0
 
-def _flow(steps: list[str], instances: dict) -> str:
-    "run.steps as one YAML flow list, instances inline (what `--set run.steps=...` takes)."
-    import json
-    return "[" + ", ".join(json.dumps({"id": s, "kind": instances[s].kind, "params": instances[s].params}) if s in instances else s
-                           for s in steps) + "]"
-
 def cmd_modifiers(args) -> int:
     "Step 3x once per domain on an existing run, each on its own (a failure is reported, the rest still run); a summary table."
-    from modforge_nb.engine import run_pipeline
-    from modforge_nb.domains import load_domain
-    run = _open(args); cfg = run.config()
-    for d in args.domains: load_domain(d)                  # every name checked before any work
-    steps = list(cfg.run.steps) + [d for d in args.domains if d not in cfg.run.steps]
-    inst = dict(cfg.run.instances)
+    from modforge_nb.modifier_report import run_domains
+    run = _open(args)
+    failed = run_domains(run, args.domains, args.overrides, progress=not args.no_progress, say=lambda s: print(s, file=sys.stderr))
+    from modforge_nb.modifier_report import modifier_rows, modifiers_markdown
+    m, done = run.manifest()["steps"], [r for r in modifier_rows(run) if r["step"] in args.domains]
+    if done: print(modifiers_markdown(done))
     for d in args.domains:
-        if d in inst and inst[d].kind != "3x": raise ConfigError(f"{d!r} already names a {inst[d].kind} step of run {run.id}")
-    from modforge_nb.config import StepInstance
-    inst |= {d: StepInstance(kind="3x", params={"domain": d}) for d in args.domains if d not in inst}
-    over = [f"run.steps={_flow(steps, inst)}", *args.overrides]
-    failed = []
-    for d in args.domains:
-        try: run_pipeline(run.path / "config.yaml", over, run.id, [d], None, run.path.parent, progress=not args.no_progress)
-        except StepFailed as e: failed.append(d); print(f"modforge: {d}: {e}", file=sys.stderr)
-    m = run.manifest()["steps"]
-    print("| domain | uncompressed base | served base | + modifier | modifier MB | status |\n|---|---:|---:|---:|---:|---|")
-    for d in args.domains:
-        x, k = m.get(d, {}).get("metrics", {}), f"{d}_acc"
-        f = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else ""
-        print(f"| {d} | {f(x.get(k + '_uncompressed_base'))} | {f(x.get(k + '_served_base'))} | {f(x.get(k + '_modifier'))} | "
-              f"{x['gguf_lora_bytes'] / 1e6:.2f} | {m.get(d, {}).get('status', 'not run')} |" if x.get("gguf_lora_bytes") else
-              f"| {d} | | | | | {m.get(d, {}).get('status', 'not run')} |")
+        if d not in {r["step"] for r in done}: print(f"{d}: {m.get(d, {}).get('status', 'not run')}")
     if failed: print(f"modforge: {len(failed)} of {len(args.domains)} domain(s) failed: {', '.join(failed)}; run the same command again to retry them",
                      file=sys.stderr)
     return 1 if failed else 0

@@ -308,7 +308,9 @@ class RecoverySection(Strict):
 
 class ModifierSection(Strict):
     "3x, the domain-modifier step (one instance per domain, `params: {domain: ...}`): data, training, the compression grid."
-    examples: Count = 240                       # training examples from the domain's generators (their reference answers)
+    examples: Count = 240                       # training rows in all: `aimed` from the teacher tiers, the rest generator reference answers
+    probe: Count = 48                           # training-split items the served base answers: its failures are clustered
+    aimed: int = Field(48, ge=0)                # questions aimed at those clusters, answered by the tiers, kept when checked
     heldout_limit: int | None = Field(None, ge=1)   # at most this many held-out items (None: the domain file's count)
     train: TrainSpec = Field(default_factory=lambda: TrainSpec(max_steps=60, eval_every=20))   # lora.r/alpha: from the domain
     rank_divisors: list[Count] = Field(default_factory=lambda: [2])   # compression grid: rank r, r/2, ... (peft's SVD)

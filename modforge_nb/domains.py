@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator
 from .config import Strict, Count, ConfigError
 from .runs import project_root
 from .sftdata import PY_FUNCS, gen_logic, gen_tool_call, gen_word_problem, gen_arithmetic, verify_answer
+from .phase2_generators import PHASE2_GENERATORS
 
 # %% auto #0
 __all__ = ['HELDOUT_FUNCS', 'GENERATORS', 'gen_functions', 'DomainLora', 'DomainEval', 'DomainData', 'DomainSpec', 'served_rank',
@@ -23,7 +24,7 @@ HELDOUT_FUNCS = {"repeat_k", "is_palindrome", "clamp_k"}      # function templat
 def gen_functions(rng: random.Random, split: str):
     "Write a Python function from a one-line spec; checked by its unit tests in the sandbox."
     pool = [f for f in PY_FUNCS if (f[0] in HELDOUT_FUNCS) == (split == "heldout")]
-    name, desc, sol, tests = rng.choice(pool); k = rng.randint(2, 30)
+    name, desc, sol, tests = rng.choice(pool); k = rng.randint(2, 199)
     sol, tests = sol.format(k=k), [t.format(k=k) for t in tests]
     return (f"Write a Python function `{name}` that {desc.format(k=k)}.", f"```python\n{sol}\n```",
             {"kind": "tests", "tests": [f"assert {t}" for t in tests]})
@@ -34,6 +35,7 @@ GENERATORS: dict[str, Callable] = {
     "tool_calls": lambda rng, split: gen_tool_call(rng),        # JSON tool calls against a schema
     "word_problems": lambda rng, split: gen_word_problem(rng),  # computed answers
     "arithmetic": lambda rng, split: gen_arithmetic(rng),
+    **PHASE2_GENERATORS,                                        # hard math, science, finance, creative (nbs/19d)
 }
 
 # %% ../nbs/19_domains.ipynb #7f0c9ae6

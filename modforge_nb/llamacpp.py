@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['llama_cpp_source', 'hf_to_gguf', 'ggml_type', 'quantize_gguf', 'gguf_tensor_types', 'gguf_tensor_stats', 'GGUFModel',
-           'gguf_folder', 'exported_gguf']
+__all__ = ['llama_cpp_source', 'run_converter', 'hf_to_gguf', 'ggml_type', 'quantize_gguf', 'gguf_tensor_types',
+           'gguf_tensor_stats', 'GGUFModel', 'gguf_folder', 'exported_gguf']
 
 # %% ../nbs/09_llamacpp.ipynb #e4bbc422
 def llama_cpp_source() -> Path:
@@ -29,7 +29,7 @@ def llama_cpp_source() -> Path:
 _RUNNER = r'''
 import sys, runpy, importlib
 sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[1] + "/gguf-py")
-pre = sys.argv[2]
+script, pre = sys.argv[2], sys.argv[3]
 base = importlib.import_module("conversion.base")
 for cls in vars(base).values():
     if isinstance(cls, type) and "get_vocab_base_pre" in vars(cls):
@@ -40,19 +40,26 @@ for cls in vars(base).values():
                 if not pre: raise
                 return pre
         cls.get_vocab_base_pre = patched
-sys.argv = [sys.argv[1] + "/convert_hf_to_gguf.py"] + sys.argv[3:]
+sys.argv = [sys.argv[1] + "/" + script] + sys.argv[4:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 '''
+
+def run_converter(script: str, args: list, what, pre_tokenizer: str = "") -> subprocess.CompletedProcess:
+    "Run one of llama.cpp's converter scripts (`convert_hf_to_gguf.py`, `convert_lora_to_gguf.py`) offline; an error names `what` and the tail of stderr."
+    src = llama_cpp_source()
+    if not (src / script).exists(): raise FileNotFoundError(f"{src}/{script} is missing: run `make setup` (it unpacks it from the llama-cpp-python archive)")
+    r = subprocess.run([sys.executable, "-c", _RUNNER, str(src), script, pre_tokenizer, *map(str, args)], capture_output=True, text=True,
+                       env={**os.environ, "NO_LOCAL_GGUF": "", "HF_HUB_OFFLINE": "1"})
+    if r.returncode != 0: raise RuntimeError(f"llama.cpp's {script} failed on {what} (exit {r.returncode}):\n{r.stderr[-3000:]}")
+    return r
 
 def hf_to_gguf(model_dir: str | Path, out: str | Path, outtype: str = "f16", pre_tokenizer: str = "") -> Path:
     "Convert an HF checkpoint to one GGUF file with llama.cpp's converter; `out` appears only when complete."
     out = Path(out); tmp = out.with_name(out.name + ".partial")
-    src = llama_cpp_source()
-    cmd = [sys.executable, "-c", _RUNNER, str(src), pre_tokenizer, str(model_dir), "--outfile", str(tmp), "--outtype", outtype]
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NO_LOCAL_GGUF": ""})
-    if r.returncode != 0 or not tmp.exists():
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"llama.cpp's converter failed on {model_dir} (exit {r.returncode}):\n{r.stderr[-3000:]}")
+    try:
+        run_converter("convert_hf_to_gguf.py", [model_dir, "--outfile", tmp, "--outtype", outtype], model_dir, pre_tokenizer)
+        if not tmp.exists(): raise RuntimeError(f"llama.cpp's converter wrote no {tmp} for {model_dir}")
+    except BaseException: tmp.unlink(missing_ok=True); raise
     os.replace(tmp, out)
     return out
 

@@ -4,34 +4,24 @@
 
 # %% ../nbs/09e_lora_gguf.ipynb #28eccb7e
 from __future__ import annotations
-import ctypes, os, subprocess, sys, time
+import ctypes, os, sys, time
 from pathlib import Path
-from .llamacpp import llama_cpp_source, GGUFModel
+from .llamacpp import run_converter, GGUFModel
 
 # %% auto #0
 __all__ = ['lora_to_gguf', 'ModifiedGGUF', 'served_checkpoint', 'PeftModifiers']
 
 # %% ../nbs/09e_lora_gguf.ipynb #7aee1599
-_LORA_RUNNER = r'''
-import sys, runpy
-sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[1] + "/gguf-py")
-sys.argv = [sys.argv[1] + "/convert_lora_to_gguf.py"] + sys.argv[2:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-'''
-
 def lora_to_gguf(adapter: str | Path, base: str | Path, out: str | Path, outtype: str = "f16") -> Path:
     "The PEFT adapter folder `adapter` (trained on the HF checkpoint `base`) as one GGUF LoRA file `out`, written atomically."
-    src, out = llama_cpp_source(), Path(out)
-    if not (src / "convert_lora_to_gguf.py").exists():
-        raise FileNotFoundError(f"{src}/convert_lora_to_gguf.py is missing: run `make setup` (it unpacks it from the llama-cpp-python archive)")
+    out = Path(out)
     if not (Path(adapter) / "adapter_config.json").exists():
         raise FileNotFoundError(f"{adapter} holds no adapter_config.json: is it a PEFT adapter folder (save_trained(..., merge=False))?")
     tmp = out.with_name(out.name + ".partial"); out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-c", _LORA_RUNNER, str(src), "--base", str(base), "--outfile", str(tmp), "--outtype", outtype, str(adapter)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "NO_LOCAL_GGUF": "", "HF_HUB_OFFLINE": "1"})
-    if r.returncode != 0 or not tmp.exists():
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"llama.cpp's LoRA converter failed on {adapter} (exit {r.returncode}):\n{r.stderr[-3000:]}")
+    try:
+        run_converter("convert_lora_to_gguf.py", ["--base", base, "--outfile", tmp, "--outtype", outtype, adapter], adapter)
+        if not tmp.exists(): raise RuntimeError(f"llama.cpp's LoRA converter wrote no {tmp} for {adapter}")
+    except BaseException: tmp.unlink(missing_ok=True); raise
     os.replace(tmp, out)
     return out
 

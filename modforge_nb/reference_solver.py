@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, re
 from .sftdata import PY_FUNCS, TOOLS
+from .phase2_generators import PHASE2_SOLVERS
 from .tasks import OPS
 
 REFERENCE_NAME = "reference-solver"   # the model name it answers as: not a model, and every report says so
@@ -76,7 +77,7 @@ def _program_output(q: str):
     r = run_python(m[1], timeout_s=5.0)                 # the question's code is untrusted text: it runs sandboxed
     return r.stdout.strip() if r.status == "passed" else None
 
-SOLVERS = [_arithmetic, _word_problem, _logic, _tool_call, _function, _program_output]
+SOLVERS = [_arithmetic, _word_problem, _logic, _tool_call, _function, _program_output, *PHASE2_SOLVERS]
 
 def solve(question: str) -> str | None:
     "The answer the project's generator of `question` would give (computed), or None when no generator wrote it."

@@ -112,6 +112,10 @@ def build_report(run: Run) -> Path:
         if scalars: md.append(markdown_table([scalars], list(scalars)))
         md += [t.read_text() for t in tables if t.exists()]
         md += [f"![{n}](../{a['path']})" for n, a in figs]
+    from modforge_nb.modifier_report import modifier_rows, modifiers_markdown, plot_modifiers
+    if mods := modifier_rows(run):   # the domain modifiers side by side: what the user came for
+        fig = plot_modifiers(mods, f"{run.id}: domain modifiers, held-out score"); atomic_write_png(rep / "modifiers.png", fig); plt.close(fig)
+        md[md.index("## Artifacts"):md.index("## Artifacts")] = ["## Domain modifiers", modifiers_markdown(mods), "![domain modifiers](modifiers.png)"]
     from modforge_nb.teachers import ledger_rows, ledger_markdown
     if ledger_rows(run.path):   # every teacher and judge call of the run, by step and tier
         md += ["## Teachers (the ledger)", ledger_markdown(run.path)]

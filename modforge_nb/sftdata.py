@@ -12,8 +12,8 @@ from .sandbox import run_python
 # %% auto #0
 __all__ = ['NAMES', 'THINGS', 'PY_FUNCS', 'TOOLS', 'CITIES', 'CURRENCIES', 'DOMAINS', 'SFT_DEFAULT', 'gen_arithmetic',
            'gen_word_problem', 'gen_python', 'gen_tool_call', 'gen_logic', 'last_number', 'extract_code',
-           'verify_answer', 'verify_example', 'ContaminationIndex', 'eval_texts', 'generate_sft', 'write_sft_default',
-           'load_sft']
+           'final_answer', 'same_expression', 'meets_constraints', 'verify_answer', 'verify_example',
+           'ContaminationIndex', 'eval_texts', 'generate_sft', 'write_sft_default', 'load_sft']
 
 # %% ../nbs/13_sft_data.ipynb #fe01ab19
 NAMES = ["Ana", "Ben", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea"]
@@ -126,11 +126,40 @@ def extract_code(text: str) -> str:
     m = re.search(r"```(?:python)?\n(.*?)```", text, re.S)
     return (m.group(1) if m else text).strip()
 
+def final_answer(text: str) -> str:
+    "What follows the last 'Answer:' / 'answer is' (else the last line), without a trailing full stop."
+    marks = list(re.finditer(r"(?i)answer\s*(?:is|:)|=", text))
+    s = (text[marks[-1].end():].split("\n")[0] if marks else (text.strip().splitlines() or [""])[-1]).strip()
+    return s[:-1].strip() if s.endswith(".") else s
+
+_EXPR_OK = re.compile(r"[0-9xyz+\-*/^(). ]{1,200}")
+
+def same_expression(answer: str, reference: str) -> bool:
+    """sympy says `answer` equals `reference` (x**2 + 2*x, 2x + x^2, 3/4 and 0.75 alike). Model text reaches sympy only
+    when it is nothing but digits, x/y/z, operators and brackets: `parse_expr` evaluates what it parses."""
+    import sympy
+    from sympy.parsing.sympy_parser import parse_expr, standard_transformations, implicit_multiplication_application, convert_xor
+    a = answer.replace("\u2212", "-").replace("\u00d7", "*").strip()
+    if not _EXPR_OK.fullmatch(a): return False
+    tr = standard_transformations + (implicit_multiplication_application, convert_xor)
+    try: return sympy.simplify(parse_expr(a, transformations=tr) - parse_expr(reference, transformations=tr)) == 0
+    except Exception: return False      # a malformed expression (sympy raises many kinds) is a wrong answer
+
+def meets_constraints(text: str, check: dict) -> bool:
+    "Form (`lines` non-empty lines), length (`max_words`), required `words` (case-insensitive, whole words)."
+    lines = [l for l in text.strip().splitlines() if l.strip()]
+    words = re.findall(r"[A-Za-z']+", text.lower())
+    if "lines" in check and len(lines) != check["lines"]: return False
+    if "max_words" in check and len(words) > check["max_words"]: return False
+    return all(w.lower() in words for w in check.get("words", []))
+
 def verify_answer(check: dict, text: str, timeout_s: float = 5.0) -> bool:
     "True when `text` is a correct answer under `check` (see the generators for the kinds)."
     kind = check["kind"]
-    if kind == "number":
-        v = last_number(text); return v is not None and abs(v - float(check["value"])) < 1e-6
+    if kind == "number":      # `tol`: money rounded to cents, a measured quantity
+        v = last_number(text); return v is not None and abs(v - float(check["value"])) <= check.get("tol", 1e-6)
+    if kind == "expr": return same_expression(final_answer(text), check["value"])
+    if kind == "constraints": return meets_constraints(text, check)
     if kind == "output": return text.strip() == str(check["value"]).strip()
     if kind == "choice": return text.strip()[:1].upper() == check["value"]
     if kind == "tests":

@@ -58,9 +58,9 @@ STEPS: dict[str, StepKind] = {s.id: s for s in [
              "worst passages under the delivered GGUF -> teacher -> LoRA, merged and requantized by its recipe", teachers=True,
              gate="recovery", humaneval=None, promotes=True, needs=("2C",)),
     StepKind("2F", "phase1/2F_calibrate.ipynb", ("calibrate", "eval"), "temperature scaling on multiple-choice logits, ECE, reliability plot"),
-    StepKind("3x", "phase1/3x_modifier.ipynb", ("eval", "gguf", "modifier"),
-             "one domain's modifier: held-out scores, a LoRA on the served weights, compressed, packaged (PEFT, GGUF LoRA, card)",
-             per_domain=True),
+    StepKind("3x", "phase1/3x_modifier.ipynb", ("eval", "gguf", "modifier", "failures", "teachers", "teaching"),
+             "one domain's modifier: failures clustered, tiers answer aimed questions, a LoRA on the served weights, compressed, packaged",
+             teachers=True, per_domain=True),
 ]}
 
 # %% ../nbs/00b_steps.ipynb #24c2eec7

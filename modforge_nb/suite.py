@@ -29,8 +29,10 @@ def eval_key(model, ev: EvalSection) -> str:
 # %% ../nbs/04a_suite.ipynb #05b600cc
 def _jsonl(rows) -> str: return "".join(json.dumps(r, default=str) + "\n" for r in rows)
 
-def run_suite(model, tok, ev: EvalSection, out_dir: str | Path, progress: bool = True, cache: str | Path | None = None) -> dict:
-    "Score `model` on the `eval` section; per-item results go to `out_dir` (one JSONL per evaluation). `cache`: see `eval_key`."
+def run_suite(model, tok, ev: EvalSection, out_dir: str | Path, progress: bool = True, cache: str | Path | None = None,
+              measured: dict | None = None) -> dict:
+    """Score `model` on the `eval` section; per-item results go to `out_dir` (one JSONL per evaluation). `cache`: see `eval_key`.
+    `measured`: this model's perplexity figures (ppl, bpb, ppl_tokens) from a first pass, not measured again."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     hit = Path(cache) / eval_key(model, ev) if cache is not None and hasattr(model, "path") else None
     if hit is not None and (hit / "figures.json").exists():
@@ -38,8 +40,10 @@ def run_suite(model, tok, ev: EvalSection, out_dir: str | Path, progress: bool =
         print(f"{model.path.parent.name}: scored before (the same file, tokenizer, eval section and code) — from {hit}")
         return json.loads((hit / "figures.json").read_text())
     p = ev.perplexity
-    res = perplexity(model, tok, pydoc_topics("heldout"), p.max_tokens, p.seq_len, progress)
-    figures = {"ppl": res["ppl"], "bpb": res["bpb"], "ppl_tokens": res["tokens"]}
+    if measured and all(k in measured for k in ("ppl", "bpb", "ppl_tokens")): figures = {k: measured[k] for k in ("ppl", "bpb", "ppl_tokens")}
+    else:
+        res = perplexity(model, tok, pydoc_topics("heldout"), p.max_tokens, p.seq_len, progress)
+        figures = {"ppl": res["ppl"], "bpb": res["bpb"], "ppl_tokens": res["tokens"]}
     if ev.tasks:
         tasks = lm_eval_tasks(model, tok, ev.tasks, ev.task_limit, ev.batch_size)
         for name, r in tasks.items():
@@ -84,5 +88,5 @@ def score_gated(model, tok, ev: EvalSection, ref: dict, gate, out_dir: str | Pat
     if not cheap: return run_suite(model, tok, ev, out_dir), None
     figures = run_suite(model, tok, ev.model_copy(update={"tasks": [], "humaneval": ev.humaneval.model_copy(update={"limit": 0})}), out_dir)
     early = check_gate(ref, figures, Gate(figures=cheap, max_drop=gate.max_drop))
-    if early["passed"] or full_anyway: return run_suite(model, tok, ev, out_dir), None if early["passed"] else early
+    if early["passed"] or full_anyway: return run_suite(model, tok, ev, out_dir, measured=figures), None if early["passed"] else early
     return figures, early

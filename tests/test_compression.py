@@ -167,14 +167,28 @@ def test_a_domain_modifier_end_to_end(smoke_run, runs_dir):
     p = modforge("modifiers", "m", "--domains", "reasoning", *sets, "--no-progress", runs_dir=runs_dir, check=0)
     m = manifest(run); s = m["steps"]["reasoning"]
     assert s["status"] == "done", p.stderr[-4000:]
-    assert all(m["steps"][k]["status"] == "done" for k in STEPS) and "| reasoning | 0" in p.stdout and "| done |" in p.stdout
-    again = modforge("modifiers", "m", "--domains", "reasoning", *sets, "--no-progress", runs_dir=runs_dir, check=0)
-    assert "reasoning: done" in again.stderr and "(skipped)" in again.stderr, again.stderr[-2000:]
+    assert all(m["steps"][k]["status"] == "done" for k in STEPS) and "| reasoning | 0" in p.stdout and "Largest modifier:" in p.stdout
+    # the batch notebook (make run-phase2) on the same run and domain: the step is skipped, the summary is shown
+    out = runs_dir / "batch.ipynb"
+    b = subprocess.run([str(ROOT / ".venv/bin/papermill"), str(ROOT / "nbs/phase2/modifiers_batch.ipynb"), str(out), "-p", "run_dir", str(run),
+                        "-p", "domains", "reasoning", "-y", json.dumps({"overrides": sets[1:]}), "-k", "python3"],
+                       capture_output=True, text=True, env=env(), cwd=ROOT)
+    assert b.returncode == 0, b.stderr[-3000:]
+    text = out.read_text()
+    assert "(skipped)" in text and "| reasoning |" in text and "Largest modifier:" in text, text[-3000:]
     folder = run / s["artifacts"]["modifier-reasoning"]["path"]
     card = json.loads((folder / "card.json").read_text())
     assert (folder / "peft" / "adapter_model.safetensors").exists() and card["gguf_lora_bytes"] == (folder / "reasoning.gguf").stat().st_size
     for k in ("uncompressed_base", "served_base", "modifier", "full_adapter", "fp32_trained"): assert 0 <= card[f"reasoning_acc_{k}"] <= 1, (k, card)
     assert card["heldout_items"] == 6 and card["train_examples"] + card["val_examples"] == 24 and card["trained_rank"] == 4
+    # the served base's failures on the probe were clustered; 6 questions aimed at them went down the tiers (the fixture, then
+    # the reference solver, which settles every generated question), and the card counts what each tier settled
+    tiers = {t["tier"]: t for t in card["teacher_tiers"]}
+    assert card["probe_items"] == 8 and card["aimed_asked"] == 6 and list(tiers) in (["local", "reference"], ["local"]), card
+    assert sum(t["settled"] for t in tiers.values()) == 6 and card["aimed_unsettled"] == 0
+    assert tiers["local"]["asked"] == 6 and (tiers["local"]["settled"] == 6 or tiers["reference"]["serves"] == "reference solver, not a model")
+    assert card["data"]["generator reference answers"] == 24 - 6 and "## Teacher tiers" in (folder / "card.md").read_text()
+    assert "## Domain modifiers" in (run / "report" / "report.md").read_text() and (run / "report" / "modifiers.png").exists()
     table = (run / s["artifacts"]["variants"]["path"]).read_text().splitlines()[2:]       # a markdown table, a row per variant
     assert sorted(l.split("|")[1].strip() for l in table) == ["r2-s0-float16", "r2-s50-float16", "r4-s0-float16", "r4-s50-float16"]
     row = _rows(run)["modifier-reasoning"]; assert row["kind"] == "modifier" and row["reasoning_acc"] == card["reasoning_acc_modifier"]
