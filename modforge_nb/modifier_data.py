@@ -11,7 +11,7 @@ from .sftdata import verify_answer
 from .failures import embed, choose_k, cluster, central
 
 # %% auto #0
-__all__ = ['probe_failures', 'cluster_failures', 'aim', 'teach', 'tier_table']
+__all__ = ['probe_failures', 'typical_words', 'cluster_failures', 'aim', 'teach', 'tier_table']
 
 # %% ../nbs/19c_modifier_data.ipynb #0c5e3941
 def probe_failures(items: list[dict], rows: list[dict]) -> list[dict]:
@@ -20,17 +20,25 @@ def probe_failures(items: list[dict], rows: list[dict]) -> list[dict]:
     return [{"id": r["id"], "generator": r["generator"], "question": by_id[r["id"]]["messages"][-1]["content"],
              "expected": by_id[r["id"]]["answer"], "got": r["completion"]} for r in rows if not r["passed"]]
 
+def typical_words(failures: list[dict], labels: np.ndarray, c: int, n: int = 4) -> list[str]:
+    "The `n` words whose share of cluster `c`'s questions most exceeds their share of the other clusters' (ties: alphabetical)."
+    import re
+    docs = [set(re.findall(r"[a-z][a-z_]{2,}", f["question"].lower())) for f in failures]
+    inside = [d for d, l in zip(docs, labels) if l == c]; outside = [d for d, l in zip(docs, labels) if l != c]
+    share = lambda w, ds: sum(w in d for d in ds) / max(1, len(ds))
+    vocab = set().union(*inside) if inside else set()
+    return sorted(vocab, key=lambda w: (-(share(w, inside) - share(w, outside)), w))[:n]
+
 def cluster_failures(failures: list[dict], k_min: int = 2, k_max: int = 4, seed: int = 0) -> dict:
-    """{'X': embeddings, 'labels', 'k', 'silhouette', 'names'}. Names are the generator and the opening words of the
-    most central failure: no judge is asked (the cluster only steers which questions are drawn)."""
+    """{'X': embeddings, 'labels', 'k', 'silhouette', 'names'}. A name is the generator and the words most typical of
+    the cluster against the rest (a domain's questions share their template): no judge is asked, the cluster only
+    steers which questions are drawn."""
     if not failures: return {"X": np.zeros((0, 384)), "labels": np.zeros(0, dtype=int), "k": 0, "silhouette": {}, "names": {}}
     X = embed([f"{f['question']}\nModel: {str(f['got'])[:200]}" for f in failures])
     k, sil = choose_k(X, k_min, k_max, seed) if len(failures) > k_min else (1, {})
     labels = cluster(X, k, seed)
-    names = {}
-    for c in sorted(set(int(l) for l in labels)):
-        f = failures[central(X, labels, c, 1)[0]]
-        names[c] = f"{f['generator']}: " + " ".join(f["question"].split()[:6])
+    names = {c: f"{failures[central(X, labels, c, 1)[0]]['generator']}: {', '.join(typical_words(failures, labels, c))}"
+             for c in sorted(set(int(l) for l in labels))}
     return {"X": X, "labels": labels, "k": k, "silhouette": sil, "names": names}
 
 # %% ../nbs/19c_modifier_data.ipynb #1928ce52

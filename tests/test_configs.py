@@ -26,11 +26,14 @@ def test_production_config_points_at_hosted_teachers_without_keys():
 def test_teacher_steps_need_tiers_and_named_tiers_must_exist():
     from modforge_nb.config import ConfigError
     with pytest.raises(ConfigError, match="need teachers"):
-        load_config(ROOT / "configs" / "smoke.yaml", ["teachers=[]"])
+        load_config(ROOT / "configs" / "smoke.yaml", ["teachers=[]", "teaching.cascade=[]", "teaching.judge=null"])
     with pytest.raises(ConfigError, match="'tier9'"):
         load_config(ROOT / "configs" / "smoke.yaml", ["teaching.judge=tier9"])
     cfg = load_config(ROOT / "configs" / "default.yaml")
-    assert [t.base_url for t in cfg.teachers] == ["local"] and {"1A", "1B", "1C", "2E"} <= set(cfg.run.steps)
+    assert [t.base_url for t in cfg.teachers] == ["local", "local"] and {"1A", "1B", "1C", "2E"} <= set(cfg.run.steps)
+    # the offline default's last tier is the reference solver (3x's cascade); 1B/1C/2E ask the model tier only
+    assert cfg.teachers[-1].model == "reference-solver" and cfg.teaching.cascade == ["local"] and cfg.teaching.judge == "local"
+    assert [cfg.run.instances[s].params["domain"] for s in cfg.run.steps if s in cfg.run.instances] == ["code", "reasoning", "automation"]
 
 # --- ranges: a bad number is refused when the config loads (file or --set), naming the key, the value, the range ---
 SMOKE = ROOT / "configs" / "smoke.yaml"
