@@ -87,8 +87,8 @@ def adapter_variants(base_model, folder: str | Path, out_dir: str | Path, ranks:
     return rows
 
 def best_per_byte(rows: list[dict], score: str, floor: float, size: str = "packed_bytes") -> dict | None:
-    """The smallest variant by `size` (then packed bytes) whose `score` is at least `floor`; None if none is.
-    Rank by the bytes that are served (`gguf_bytes`): llama.cpp's LoRA file stores pruned zeros densely, so pruning
-    shrinks only the packed PEFT download, and it wins only as a tie-break among equally large served files."""
+    """The smallest variant by `size` whose `score` is at least `floor` (the best score among equally small ones, then
+    the smaller package); None if none is. Rank by the bytes that are served (`gguf_bytes`): llama.cpp's LoRA file
+    stores pruned zeros densely, so pruning shrinks only the packed PEFT download, and it never outranks quality."""
     ok = [r for r in rows if r.get(score) is not None and r[score] >= floor]
-    return min(ok, key=lambda r: (r[size], r["packed_bytes"], -r[score])) if ok else None
+    return min(ok, key=lambda r: (r[size], -r[score], r["packed_bytes"])) if ok else None
