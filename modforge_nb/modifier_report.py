@@ -4,7 +4,7 @@
 
 # %% ../nbs/19e_modifier_report.ipynb #5586e90f
 from __future__ import annotations
-from .runs import Run, StepFailed
+from .runs import Run, StepFailed, step_seconds
 from .steps import kind_of
 
 # %% auto #0
@@ -49,7 +49,7 @@ def modifier_rows(run: Run) -> list[dict]:
                      "+ modifier": x[f"{k}_modifier"], "lift": x["lift"], "bar met": x["bar_met"],
                      "modifier MB": x["gguf_lora_bytes"] / 1e6, "% of served base": 100 * x["gguf_lora_bytes"] / x["served_base_bytes"],
                      "served_base_bytes": x["served_base_bytes"], "base_fp16_bytes": x.get("base_fp16_bytes"),
-                     "fp32-trained": x.get("fp32_trained"), "seconds": round(s.get("seconds") or 0)})
+                     "fp32-trained": x.get("fp32_trained"), "seconds": round(step_seconds(s) or 0)})
     return rows
 
 def budgets(rows: list[dict]) -> dict:
