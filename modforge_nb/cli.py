@@ -133,7 +133,7 @@ def cmd_list(args) -> int:
 
 def cmd_modifiers(args) -> int:
     "Step 3x once per domain on an existing run, each on its own (a failure is reported, the rest still run); a summary table."
-    from modforge_nb.modifier_report import run_domains
+    from modforge_nb.engine import run_domains
     run = _open(args)
     failed = run_domains(run, args.domains, args.overrides, progress=not args.no_progress, say=lambda s: print(s, file=sys.stderr))
     from modforge_nb.modifier_report import modifier_rows, modifiers_markdown

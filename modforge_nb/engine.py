@@ -15,7 +15,7 @@ from .models import model_source_file, resolve_device
 # %% auto #0
 __all__ = ['STEP_PARAMETERS', 'notebook_path', 'notebook_code_hash', 'package_root', 'library_hash', 'step_params',
            'check_domains', 'fingerprints', 'check_parameters', 'execute_step', 'open_run', 'store_config', 'say',
-           'teacher_figures', 'run_pipeline']
+           'teacher_figures', 'run_pipeline', 'run_domains']
 
 # %% ../nbs/06_engine.ipynb #bdf1f661
 def notebook_path(kind: str) -> Path:
@@ -168,3 +168,27 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
     from modforge_nb.report import build_report
     say(f"report: {build_report(run)}")
     return run
+
+# %% ../nbs/06_engine.ipynb #b42dff33
+def _flow(steps: list[str], instances: dict) -> str:
+    "`run.steps` as a YAML flow list, instances inline (what `--set run.steps=` takes)."
+    import json
+    return "[" + ", ".join(json.dumps({"id": s, "kind": instances[s].kind, "params": instances[s].params}) if s in instances else s
+                           for s in steps) + "]"
+
+def run_domains(run: Run, domains: list[str], overrides: list[str] = (), progress: bool = True, say=print) -> list[str]:
+    "Step 3x for each domain of `domains` on `run` (its config, these `overrides`); the domains that failed."
+    from modforge_nb.config import ConfigError, StepInstance
+    from modforge_nb.domains import load_domain
+    cfg = run.config()
+    for d in domains: load_domain(d)
+    inst = dict(cfg.run.instances)
+    for d in domains:
+        if d in inst and inst[d].kind != "3x": raise ConfigError(f"{d!r} already names a {inst[d].kind} step of run {run.id}")
+    inst |= {d: StepInstance(kind="3x", params={"domain": d}) for d in domains if d not in inst}
+    steps = list(cfg.run.steps) + [d for d in domains if d not in cfg.run.steps]
+    over, failed = [f"run.steps={_flow(steps, inst)}", *overrides], []
+    for d in domains:
+        try: run_pipeline(run.path / "config.yaml", over, run.id, [d], None, run.path.parent, progress=progress)
+        except StepFailed as e: failed.append(d); say(f"modforge: {d}: {e}")
+    return failed

@@ -4,36 +4,11 @@
 
 # %% ../nbs/19e_modifier_report.ipynb #5586e90f
 from __future__ import annotations
-from .runs import Run, StepFailed, step_seconds
+from .runs import Run, step_seconds
 from .steps import kind_of
 
 # %% auto #0
-__all__ = ['MODIFIER_SHARE', 'SYSTEM_SHARE', 'run_domains', 'modifier_rows', 'budgets', 'plot_modifiers', 'modifiers_markdown']
-
-# %% ../nbs/19e_modifier_report.ipynb #81d3b60d
-def _flow(steps: list[str], instances: dict) -> str:
-    "`run.steps` as a YAML flow list, instances inline (what `--set run.steps=` takes)."
-    import json
-    return "[" + ", ".join(json.dumps({"id": s, "kind": instances[s].kind, "params": instances[s].params}) if s in instances else s
-                           for s in steps) + "]"
-
-def run_domains(run: Run, domains: list[str], overrides: list[str] = (), progress: bool = True, say=print) -> list[str]:
-    "Step 3x for each domain of `domains` on `run` (its config, these `overrides`); the domains that failed."
-    from modforge_nb.config import ConfigError, StepInstance
-    from modforge_nb.domains import load_domain
-    from modforge_nb.engine import run_pipeline
-    cfg = run.config()
-    for d in domains: load_domain(d)
-    inst = dict(cfg.run.instances)
-    for d in domains:
-        if d in inst and inst[d].kind != "3x": raise ConfigError(f"{d!r} already names a {inst[d].kind} step of run {run.id}")
-    inst |= {d: StepInstance(kind="3x", params={"domain": d}) for d in domains if d not in inst}
-    steps = list(cfg.run.steps) + [d for d in domains if d not in cfg.run.steps]
-    over, failed = [f"run.steps={_flow(steps, inst)}", *overrides], []
-    for d in domains:
-        try: run_pipeline(run.path / "config.yaml", over, run.id, [d], None, run.path.parent, progress=progress)
-        except StepFailed as e: failed.append(d); say(f"modforge: {d}: {e}")
-    return failed
+__all__ = ['MODIFIER_SHARE', 'SYSTEM_SHARE', 'modifier_rows', 'budgets', 'plot_modifiers', 'modifiers_markdown']
 
 # %% ../nbs/19e_modifier_report.ipynb #a84d19fc
 MODIFIER_SHARE, SYSTEM_SHARE = 0.08, 0.45
