@@ -62,7 +62,7 @@ class DomainSpec(Strict):
     data: DomainData
     lora: DomainLora
     teachers: list[str] = Field(default_factory=list)   # tier names of the run's `teachers`, in order; empty: all of them
-    min_lift: float = 0.0                            # the bar: held-out score of base + modifier minus the compressed base's
+    min_lift: float = 0.0                            # the bar: base + modifier must beat the compressed base's held-out score by more than this
 
     @field_validator("name")
     @classmethod

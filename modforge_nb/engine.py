@@ -169,7 +169,7 @@ def run_pipeline(config_path, overrides=(), run_id=None, steps=None, from_step=N
     say(f"report: {build_report(run)}")
     return run
 
-# %% ../nbs/06_engine.ipynb #b42dff33
+# %% ../nbs/06_engine.ipynb #e587e3bf
 def _flow(steps: list[str], instances: dict) -> str:
     "`run.steps` as a YAML flow list, instances inline (what `--set run.steps=` takes)."
     import json
