@@ -17,7 +17,8 @@ __all__ = ['Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'Local
            'RuntimeSection', 'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate',
            'CalibrationData', 'TrimSection', 'PruneSection', 'QuantizeSection', 'ImatrixSpec', 'MixMove', 'MixSection',
            'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec', 'SFTSection', 'TeachingSection',
-           'FailuresSection', 'DistillSection', 'RecoverySection', 'ModifierSection', 'TeacherTier', 'eval_figures',
+           'FailuresSection', 'DistillSection', 'RecoverySection', 'ModifierSection', 'TeacherTier', 'RouterSection',
+           'EscalationSection', 'ThresholdsSection', 'SelfConsistencySection', 'AdaptiveSection', 'eval_figures',
            'gate_problems', 'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file',
            'merge_config', 'load_config', 'config_to_yaml', 'config_fingerprint']
 
@@ -331,6 +332,70 @@ class TeacherTier(Strict):
     price_in_per_m: float = Field(0.0, ge=0)    # USD per 1M input tokens
     price_out_per_m: float = Field(0.0, ge=0)
 
+# %% ../nbs/00_config.ipynb #8c6f5dcf
+class RouterSection(Strict):
+    "6A: the router's queries, the designs compared, calibration, and the rule that picks one."
+    designs: list[Literal["tfidf", "minilm", "hidden"]] = Field(default_factory=lambda: ["tfidf", "minilm", "hidden"], min_length=1)
+    train_per_class: Count = 160                # training queries per class (each domain of the registry, and `general`)
+    heldout_per_class: Count = 60               # held-out queries per class, from templates training never saw
+    max_bytes: Count = 10_000_000               # the plan's ~10 MB: a larger design is not picked
+    target_accuracy: Share = 0.97               # the plan's bar, reported against (not a gate)
+
+# %% ../nbs/00_config.ipynb #c5cdfa25
+class EscalationSection(Strict):
+    "6B: the dissatisfied-follow-up detector, and the model-free signals of a wrong answer."
+    train_per_class: Count = 200                # follow-ups per class (dissatisfied / not) for training
+    heldout_per_class: Count = 100              # held-out follow-ups per class, from templates training never saw
+    target_accuracy: Share = 0.94               # the plan's bar, reported against
+    signal_items: Count = 20                    # held-out items per domain on which each signal's error prediction is measured
+    samples: Count = 3                          # sampled answers per item (agreement signal)
+    temperature: float = Field(0.7, gt=0, le=2) # sampling temperature of those answers
+
+# %% ../nbs/00_config.ipynb #9f4263b3
+class ThresholdsSection(Strict):
+    "6C: the routing-confidence and escalation thresholds swept on validation, and the objective that picks them."
+    # objective: maximise accuracy - escalation_cost x escalation rate; ties go to the lower mean latency
+    routing: list[Share] = Field(default_factory=lambda: [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95], min_length=1)
+    routing_step: float = Field(0.01, ge=0, lt=1)   # and every multiple of this between the smallest and largest routing threshold (0: none)
+    plan_routing: list[Share] = Field(default_factory=lambda: [0.75, 0.8, 0.85])   # the plan's routing thresholds, marked on the plot
+    escalation: list[Share] = Field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9], min_length=1)
+    escalation_step: float = Field(0.05, ge=0, lt=1)   # and every multiple of this in (0, 1): token probabilities sit low (0: none)
+    escalation_cost: float = Field(0.1, ge=0)   # accuracy one escalation must buy to be worth it (objective: accuracy - cost x rate)
+
+# %% ../nbs/00_config.ipynb #029e13f4
+class SelfConsistencySection(Strict):
+    "14A: N sampled answers, extracted and voted; stop early when the first k agree."
+    samples: Count = 5                          # N: the most answers sampled per question
+    early_k: Count = 3                          # k: the first k samples drawn; when their answers agree, no more are drawn
+    temperature: float = Field(0.7, gt=0, le=2)
+    hardest: Count = 20                         # the domain's hardest held-out items (those the greedy answer gets wrong first)
+
+    @model_validator(mode="after")
+    def _k_within_n(self):
+        if self.early_k > self.samples:
+            raise ValueError(f"self_consistency.early_k = {self.early_k} is above self_consistency.samples = {self.samples}: "
+                             f"the first k samples are part of the N")
+        return self
+
+# %% ../nbs/00_config.ipynb #10fb1227
+class AdaptiveSection(Strict):
+    "15A: per-domain thresholds learned from logged interactions (escalations, thumbs), with a minimum-evidence rule."
+    min_evidence: Count = 30                    # local answers with feedback a domain needs before its threshold may move
+    step: float = Field(0.05, gt=0, le=0.5)     # the most a threshold moves per update
+    target_down: Share = 0.5                    # the threshold sits where local answers' thumbs-down rate crosses this
+    lowest: Share = 0.3                         # thresholds stay inside [lowest, highest], whatever the feedback says
+    highest: Share = 0.99
+    explore: float = Field(0.05, ge=0, lt=1)    # share of below-threshold queries answered locally anyway: feedback from below the threshold
+    update_every: Count = 50                    # interactions between updates (the simulation; the server's batch)
+    simulate: Count = 4000                      # simulated interactions (15A)
+    feedback_rate: Share = 0.3                  # share of simulated interactions that get a thumbs up or down
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.lowest >= self.highest:
+            raise ValueError(f"adaptive.lowest = {self.lowest} is not below adaptive.highest = {self.highest}")
+        return self
+
 # %% ../nbs/00_config.ipynb #b7d2e9c4
 # GATED_STEPS (the steps that judge candidates with a gate, and the section holding it) and ROW_HUMANEVAL (the steps
 # whose rows can be the current model, and the setting that limits HumanEval there) come from the step registry
@@ -390,6 +455,11 @@ class Config(Strict):
     distill: DistillSection = Field(default_factory=DistillSection)
     recovery: RecoverySection = Field(default_factory=RecoverySection)
     modifier: ModifierSection = Field(default_factory=ModifierSection)
+    router: RouterSection = Field(default_factory=RouterSection)
+    escalation: EscalationSection = Field(default_factory=EscalationSection)
+    thresholds: ThresholdsSection = Field(default_factory=ThresholdsSection)
+    self_consistency: SelfConsistencySection = Field(default_factory=SelfConsistencySection)
+    adaptive: AdaptiveSection = Field(default_factory=AdaptiveSection)
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -9,7 +9,7 @@ from pathlib import Path
 from .llamacpp import run_converter, GGUFModel
 
 # %% auto #0
-__all__ = ['lora_to_gguf', 'ModifiedGGUF', 'served_checkpoint', 'PeftModifiers']
+__all__ = ['lora_to_gguf', 'ModifiedGGUF', 'served_checkpoint', 'PeftModifiers', 'cached_f16']
 
 # %% ../nbs/09e_lora_gguf.ipynb #7aee1599
 def lora_to_gguf(adapter: str | Path, base: str | Path, out: str | Path, outtype: str = "f16") -> Path:
@@ -108,3 +108,15 @@ class PeftModifiers:
         else: self.model.base_model.enable_adapter_layers(); self.model.set_adapter(name)
         self.active = name
         return self.model
+
+# %% ../nbs/09e_lora_gguf.ipynb #862fd45d
+def cached_f16(checkpoint: str | Path, sha256: str, cache_dir: str | Path) -> Path:
+    "The HF `checkpoint` (content hash `sha256`) as an F16 GGUF under `cache_dir/f16/`, exported once and reused."
+    from modforge_nb.llamacpp import hf_to_gguf
+    out = Path(cache_dir) / "f16" / f"{sha256[:24]}.gguf"
+    if out.exists(): return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.stem}.{os.getpid()}.partial.gguf")
+    try: hf_to_gguf(checkpoint, tmp, "f16"); os.replace(tmp, out)
+    finally: tmp.unlink(missing_ok=True)
+    return out

@@ -30,6 +30,7 @@ class StepKind:
     promotes: bool = False               # may make the current model of the steps after it (`ctx.add_model(promote=True)`)
     needs: tuple[str, ...] = ()          # the step kinds whose artifacts or rows it reads (`ctx.input_artifact`, `ctx.earlier`)
     per_domain: bool = False             # runs once per domain, as instances with a `domain` parameter (not in the default steps)
+    compression: bool = True             # a step of the compression track: what a config without `run.steps` runs
 
 # %% ../nbs/00b_steps.ipynb #dada74b5
 STEPS: dict[str, StepKind] = {s.id: s for s in [
@@ -61,12 +62,23 @@ STEPS: dict[str, StepKind] = {s.id: s for s in [
     StepKind("3x", "phase1/3x_modifier.ipynb", ("eval", "gguf", "modifier", "failures", "teachers", "teaching"),
              "one domain's modifier: failures clustered, tiers answer aimed questions, a LoRA on the served weights, compressed, packaged",
              teachers=True, per_domain=True),
+    StepKind("6A", "phase1/6A_router.ipynb", ("router",), "query -> (domain or general, calibrated confidence): designs compared, one picked",
+             compression=False, needs=("3x",)),
+    StepKind("6B", "phase1/6B_escalation.ipynb", ("escalation", "gguf", "modifier"),
+             "dissatisfied follow-ups detected; agreement and token-probability signals of a wrong answer", compression=False, needs=("3x",)),
+    StepKind("6C", "phase1/6C_thresholds.ipynb", ("thresholds", "gguf", "modifier", "teachers", "teaching"),
+             "routing and escalation thresholds swept on validation (accuracy against cost and latency)", teachers=True,
+             compression=False, needs=("3x", "6A", "6B")),
+    StepKind("14A", "phase2/14A_self_consistency.ipynb", ("self_consistency", "gguf", "modifier"),
+             "N sampled answers voted (verified answers win), early stop when k agree: gain and cost", compression=False, needs=("3x",)),
+    StepKind("15A", "phase2/15A_adaptive.ipynb", ("adaptive",), "per-domain thresholds learned from logged interactions, minimum evidence",
+             compression=False, needs=("6C",)),
 ]}
 
 # %% ../nbs/00b_steps.ipynb #24c2eec7
 STEP_NOTEBOOKS: dict[str, str] = {k: s.notebook for k, s in STEPS.items()}
 STEP_INPUTS: dict[str, tuple[str, ...]] = {k: s.sections for k, s in STEPS.items()}
-DEFAULT_STEPS: list[str] = [k for k, s in STEPS.items() if not s.per_domain]   # a config without run.steps runs these
+DEFAULT_STEPS: list[str] = [k for k, s in STEPS.items() if s.compression and not s.per_domain]   # a config without run.steps runs these
 TEACHER_STEPS: tuple[str, ...] = tuple(k for k, s in STEPS.items() if s.teachers)
 GATED_STEPS: dict[str, str] = {k: s.gate for k, s in STEPS.items() if s.gate}
 ROW_HUMANEVAL: dict[str, str | None] = {k: s.humaneval for k, s in STEPS.items() if s.humaneval != ""}
