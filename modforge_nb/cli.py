@@ -13,7 +13,7 @@ from .runs import (Run, RunError, StepFailed, RUN_ID_RULE, check_run_id, current
 from .fsutil import artifact_digest
 
 # %% auto #0
-__all__ = ['EPILOG', 'parser', 'cmd_status', 'cmd_list', 'cmd_modifiers', 'cmd_teacher_serve', 'main']
+__all__ = ['EPILOG', 'parser', 'cmd_status', 'cmd_list', 'cmd_modifiers', 'cmd_teacher_serve', 'cmd_serve', 'cmd_route', 'main']
 
 # %% ../nbs/07_cli.ipynb #abc8ab6a
 EPILOG = """examples:
@@ -27,6 +27,9 @@ EPILOG = """examples:
   modforge unpack runs/default/2D/gguf-q4_k_m.zst/model.gguf.zst -o model.gguf   restore a packed artifact (sha256-checked)
   modforge teacher serve --port 8765  an OpenAI-compatible teacher on 127.0.0.1 from the default config's model
   modforge modifiers default --domains code,reasoning   build those domains' modifiers on run default's served base
+  modforge serve default                an OpenAI-compatible API on 127.0.0.1:8000 routing each request to a modifier
+  modforge route default "Write a haiku about rain"     route one query with run default's router (step 6A): one JSON object
+  modforge route default --jsonl queries.jsonl          one {"text": ...} a line in, one answer a line out, in order ('-': stdin)
 steps: """ + ", ".join(f"{k} ({v})" for k, v in STEP_NOTEBOOKS.items())
 
 def parser() -> argparse.ArgumentParser:
@@ -61,11 +64,31 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("-o", "--output", default=None, help="where to write the restored file (default: verify only); "
                    "an existing file is refused unless --force, and the pack's own files always are")
     u.add_argument("--force", action="store_true", help="replace an existing output file")
+    ro = sub.add_parser("route", help="route queries with a run's router (step 6A): JSON {domain, confidence, modifier}")
+    ro.add_argument("run", help="a run id (in runs/) or a run folder path, with step 6A done")
+    ro.add_argument("text", nargs="?", default=None, help="one query (or use --jsonl)")
+    ro.add_argument("--jsonl", default=None, metavar="FILE", help="JSON Lines of {\"text\": ...}, '-' for stdin: one JSON answer a "
+                    "line, in order; a bad line answers {\"line\", \"error\"} and the rest go on")
     t = sub.add_parser("teacher", help="a local OpenAI-compatible teacher server").add_subparsers(dest="teacher_cmd", required=True)
     ts = t.add_parser("serve", help="serve POST /v1/chat/completions and GET /v1/models on 127.0.0.1 until Ctrl-C")
     ts.add_argument("--config", default="configs/default.yaml", help="its `model` section names the model (default: the embedded SmolLM2)")
     ts.add_argument("--model", default=None, help="an HF checkpoint folder instead of the config's model")
     ts.add_argument("--host", default="127.0.0.1"); ts.add_argument("--port", type=int, default=8765)
+    sv = sub.add_parser("serve", help="serve a run as an OpenAI-compatible API, each request routed to a modifier (until Ctrl-C)")
+    sv.add_argument("run", help="a run id (in runs/) or a run folder path, with its served GGUF (2C) and any modifiers (3x)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback; another needs --keys or --allow-open-bind)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--keys", default=None, metavar="FILE", help="API keys file (YAML/JSON: name -> {sha256, tier}); default "
+                    "$MODFORGE_KEYS; without one the server is open")
+    sv.add_argument("--allow-open-bind", action="store_true", help="serve a non-loopback address without keys")
+    sv.add_argument("--log", default=None, metavar="FILE", help="SQLite request log (default: RUN/serve/requests.sqlite)")
+    sv.add_argument("--ctx", type=int, default=2048, help="context tokens, prompt + completion (default 2048)")
+    sv.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: the run's gguf.threads, else as runtime.threads)")
+    sv.add_argument("--mode", action="append", default=[], metavar="MODE=STEP/ARTIFACT", help="serve another GGUF variant of the "
+                    "base as mode turbo or max, e.g. --mode turbo=2C/gguf-q4_k_m (the served base is balanced); repeatable")
+    sv.add_argument("--escalate-to", default=None, metavar="URL", help="the escalation tier: an OpenAI-compatible base_url (e.g. "
+                    "`modforge teacher serve`'s http://127.0.0.1:8765/v1; key from $MODFORGE_ESCALATE_KEY); default: none")
+    sv.add_argument("--escalate-model", default=None, metavar="NAME", help="its model (default: the first it lists)")
     return p
 
 # %% ../nbs/07_cli.ipynb #735ae40e
@@ -170,6 +193,85 @@ def cmd_teacher_serve(args) -> int:
     finally: srv.server_close()
     return 0
 
+# %% ../nbs/07_cli.ipynb #062df948
+def cmd_serve(args) -> int:
+    "Serve run `args.run` as an OpenAI-compatible API until Ctrl-C (see `modforge_nb.server`)."
+    import errno, os
+    from modforge_nb.serve_access import load_keys
+    from modforge_nb.server import check_bind
+    from modforge_nb.teacher_server import BindError, check_port
+    keys_file = args.keys or os.environ.get("MODFORGE_KEYS")
+    keys = load_keys(keys_file) if keys_file else None
+    access = check_bind(args.host, keys is not None, args.allow_open_bind)
+    run = _open(args)
+    try: check_port(args.host, args.port)            # before the model load: a taken port fails at once
+    except BindError as e:
+        print(f"modforge: error: {e}{' (pick another with --port)' if e.errno == errno.EADDRINUSE else ''}", file=sys.stderr); return 2
+    import uvicorn
+    from modforge_nb.models import set_threads
+    from modforge_nb.serve_backend import load_served
+    from modforge_nb.server import describe, make_app
+    bad = [m for m in args.mode if "=" not in m or "/" not in m.partition("=")[2]]
+    if bad: raise ValueError(f"--mode {bad[0]!r}: give MODE=STEP/ARTIFACT, e.g. --mode turbo=2C/gguf-q4_k_m")
+    cfg, served = run.config(), load_served(run.path, modes=dict(m.split("=", 1) for m in args.mode))
+    escalation = None
+    if args.escalate_to:
+        import openai
+        from modforge_nb.serve_backend import OpenAIBackend
+        key = os.environ.get("MODFORGE_ESCALATE_KEY", "none")
+        try: model = args.escalate_model or openai.OpenAI(base_url=args.escalate_to, api_key=key, max_retries=0).models.list().data[0].id
+        except (openai.OpenAIError, IndexError) as e: raise ValueError(f"--escalate-to {args.escalate_to}: cannot list its models ({e}); "
+                                                                       "is it running? (or give --escalate-model)") from None
+        escalation = OpenAIBackend(args.escalate_to, model, key)
+    app = make_app(served, keys=keys, log=args.log or run.path / "serve" / "requests.sqlite", n_ctx=args.ctx,
+                   threads=args.threads or cfg.gguf.threads or set_threads(cfg.runtime.threads), escalation=escalation)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"modforge serve: run {run.id} ({run.path})\n" + describe(app, f"http://{host}:{args.port}", access), flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+# %% ../nbs/07_cli.ipynb #c097ab2f
+def _router_folder(run: Run) -> Path:
+    "The `router` artifact of the run's last finished step of kind 6A."
+    from modforge_nb.steps import kind_of
+    m = run.manifest(); inst = run.config().run.instances
+    done = [sid for sid in step_order(run, m) if m["steps"].get(sid, {}).get("status") == "done"
+            and (m["steps"][sid].get("kind") or kind_of(sid, inst)) == "6A"]
+    if not done: raise RunError(f"run step 6A first: run {run.id} has no finished router step (6A)")
+    arts = m["steps"][done[-1]].get("artifacts", {})
+    if "router" not in arts: raise RunError(f"step {done[-1]} of run {run.id} has no artifact 'router'; re-run it (--from {done[-1]})")
+    return run.path / arts["router"]["path"]
+
+def cmd_route(args) -> int:
+    "Route one query, or each line of a JSON Lines file; print one JSON answer a query."
+    import json
+    if (args.text is None) == (args.jsonl is None): raise ValueError("give one query TEXT or --jsonl FILE (one of the two)")
+    folder = _router_folder(_open(args))
+    if args.jsonl not in (None, "-") and not Path(args.jsonl).is_file(): raise FileNotFoundError(f"no such file: {args.jsonl}")
+    from modforge_nb.router import load_router, MiniLM
+    router = load_router(folder)
+    if isinstance(router.embed, MiniLM):
+        from modforge_nb.models import set_threads
+        set_threads(0)                                  # one torch thread on a small shared machine
+    say = lambda obj: print(json.dumps(obj, ensure_ascii=False), flush=True)
+    if args.text is not None: say(router.route(args.text)); return 0
+    bad, n = 0, 0
+    f = sys.stdin.buffer if args.jsonl == "-" else open(args.jsonl, "rb")
+    try:
+        for n, raw in enumerate(f, 1):
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                    raise ValueError("expected a JSON object with a string field 'text'")
+                say(router.route(obj["text"]))
+            except ValueError as e:                     # JSON and UTF-8 errors are ValueErrors
+                what = "not JSON: " if isinstance(e, json.JSONDecodeError) else "not UTF-8: " if isinstance(e, UnicodeDecodeError) else ""
+                bad += 1; say({"line": n, "error": f"line {n}: {what}{e}"})
+    finally:
+        if f is not sys.stdin.buffer: f.close()
+    if bad: print(f"modforge: {bad} of {n} line(s) could not be routed (their output lines say why)", file=sys.stderr)
+    return 1 if bad else 0
+
 # %% ../nbs/07_cli.ipynb #5fe27809
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -190,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "list": return cmd_list(args)
         if args.cmd == "modifiers": return cmd_modifiers(args)
         if args.cmd == "teacher": return cmd_teacher_serve(args)
+        if args.cmd == "route": return cmd_route(args)
+        if args.cmd == "serve": return cmd_serve(args)
         if args.cmd == "unpack":
             from modforge_nb.pack import unpack_file, PackError
             try: sha, n = unpack_file(args.packed, args.output, force=args.force)

@@ -15,7 +15,7 @@ from .models import model_source_file, resolve_device
 # %% auto #0
 __all__ = ['STEP_PARAMETERS', 'notebook_path', 'notebook_code_hash', 'package_root', 'library_hash', 'step_params',
            'check_domains', 'fingerprints', 'check_parameters', 'execute_step', 'open_run', 'store_config', 'say',
-           'teacher_figures', 'run_pipeline', 'run_domains']
+           'teacher_figures', 'run_pipeline', 'run_domains', 'run_added_steps']
 
 # %% ../nbs/06_engine.ipynb #bdf1f661
 def notebook_path(kind: str) -> Path:
@@ -192,3 +192,10 @@ def run_domains(run: Run, domains: list[str], overrides: list[str] = (), progres
         try: run_pipeline(run.path / "config.yaml", over, run.id, [d], None, run.path.parent, progress=progress)
         except StepFailed as e: failed.append(d); say(f"modforge: {d}: {e}")
     return failed
+
+def run_added_steps(run: Run, steps: list[str], overrides: list[str] = (), progress: bool = True) -> Run:
+    "Plain step kinds `steps` (e.g. Phase 2's 14A, 15A) appended to `run`'s `run.steps` where missing, then run (done ones are skipped)."
+    cfg = run.config()
+    order = list(cfg.run.steps) + [s for s in steps if s not in cfg.run.steps]
+    return run_pipeline(run.path / "config.yaml", [f"run.steps={_flow(order, cfg.run.instances)}", *overrides], run.id, steps, None,
+                        run.path.parent, progress=progress)

@@ -168,7 +168,27 @@ def test_a_domain_modifier_end_to_end(smoke_run, runs_dir):
     m = manifest(run); s = m["steps"]["reasoning"]
     assert s["status"] == "done", p.stderr[-4000:]
     assert all(m["steps"][k]["status"] == "done" for k in STEPS) and "| reasoning | 0" in p.stdout and "Largest modifier:" in p.stdout
-    # the batch notebook (make run-phase2) on the same run and domain: the step is skipped, the summary is shown
+    # 6A-6C on the same run (smoke-modifier.yaml's settings): the router, the escalation detector and signals, the thresholds
+    p = modforge("run", MODIFIER, "--run-id", "m", "--steps", "6A,6B,6C", "--no-progress", runs_dir=runs_dir, check=0)
+    m = manifest(run)
+    for k in ("6A", "6B", "6C"): assert m["steps"][k]["status"] == "done", (k, p.stderr[-4000:])
+    a, b, c = (m["steps"][k]["metrics"] for k in ("6A", "6B", "6C"))
+    assert a["design"] in ("tfidf", "minilm", "hidden") and 0 <= a["accuracy"] <= 1 and a["bytes"] > 0, a
+    assert 0 <= b["detector_accuracy"] <= 1 and b["signal_items"] == 4, b        # 4 reasoning items with the reasoning modifier
+    signals = [json.loads(l) for l in (run / m["steps"]["6B"]["artifacts"]["signals"]["path"]).read_text().splitlines()]
+    assert {s["domain"] for s in signals} == {"reasoning"} and all(0 <= s["p_min"] <= 1 and s["sample_seconds"] >= 0 for s in signals)
+    th = json.loads((run / m["steps"]["6C"]["artifacts"]["thresholds"]["path"]).read_text())
+    assert 0 <= th["routing"] < 1 and 0 < th["detector"] < 1 and th["escalation_tier"]["serves"] == "reference solver, not a model", th
+    assert th["validation_items"] == 4 and 0 <= c["accuracy"] <= 1 and "Thresholds on 4 validation items" in _notes(run, "6C")
+    # modforge route: one query, then JSON lines in order (a bad line answers with an error and the rest go on)
+    r = json.loads(modforge("route", "m", "Write a Python function `add` that returns the sum of a and b.", runs_dir=runs_dir, check=0).stdout)
+    assert set(r) == {"domain", "confidence", "modifier"} and 0 <= r["confidence"] <= 1 and r["modifier"] in (None, "reasoning"), r
+    lines = runs_dir / "q.jsonl"
+    lines.write_text(json.dumps({"text": "All cats are birds. Is Ana a bird?"}) + "\nnot json\n" + json.dumps({"text": ""}) + "\n"
+                     + json.dumps({"text": "x" * 1_000_000}) + "\n" + json.dumps({"text": "¿Cuál es la capital de Francia?"}) + "\n")
+    out = [json.loads(l) for l in modforge("route", "m", "--jsonl", lines, runs_dir=runs_dir, check=1).stdout.splitlines()]   # 1: a line was bad
+    assert len(out) == 5 and "error" in out[1] and all("domain" in o for i, o in enumerate(out) if i != 1), out
+    # the batch notebook (make run-phase2) on the same run and domain: the step is skipped, the summary is shown; then 14A and 15A
     out = runs_dir / "batch.ipynb"
     b = subprocess.run([str(ROOT / ".venv/bin/papermill"), str(ROOT / "nbs/phase2/modifiers_batch.ipynb"), str(out), "-p", "run_dir", str(run),
                         "-p", "domains", "reasoning", "-y", json.dumps({"overrides": sets[1:]}), "-k", "python3"],
@@ -176,6 +196,9 @@ def test_a_domain_modifier_end_to_end(smoke_run, runs_dir):
     assert b.returncode == 0, b.stderr[-3000:]
     text = out.read_text()
     assert "(skipped)" in text and "| reasoning |" in text and "Largest modifier:" in text, text[-3000:]
+    m = manifest(run)
+    assert m["steps"]["14A"]["status"] == "done" and m["steps"]["15A"]["status"] == "done", text[-3000:]
+    assert "14A + 15A:" in text and m["steps"]["15A"]["metrics"], m["steps"]["15A"]
     folder = run / s["artifacts"]["modifier-reasoning"]["path"]
     card = json.loads((folder / "card.json").read_text())
     assert (folder / "peft" / "adapter_model.safetensors").exists() and card["gguf_lora_bytes"] == (folder / "reasoning.gguf").stat().st_size

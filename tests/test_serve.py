@@ -1,0 +1,275 @@
+"""`modforge serve` for real: uvicorn on loopback over a tiny served system (the fixture model as an F16 GGUF, its
+Q8_0 as mode turbo, one random GGUF LoRA modifier, `reasoning`; no router), driven by the official `openai` client: a
+chat, a stream with usage, a modifier forced by `model`, each mode, an unknown model, malformed and oversized bodies
+(the server keeps serving), a client gone mid-stream, bad and missing keys, a modifier outside the key's tier, the rate
+limit, hot-swap under traffic, the Prometheus counters and the SQLite log, and the chat page's own script (run in node).
+Last, the CLI in its own process over a run folder holding the same files (a turbo mode, the first server as its
+escalation tier): its start message, three answers, kill -9, and all three requests are in the log."""
+import http.client, json, os, shutil, signal, socket, sqlite3, subprocess, time
+from pathlib import Path
+from urllib.parse import urlsplit
+import openai, pytest
+from conftest import MODFORGE, ROOT, env
+
+MSG = [{"role": "user", "content": "What is 2 + 2?"}]
+
+@pytest.fixture(scope="module")
+def served():
+    from modforge_nb.serve_backend import tiny_served
+    return tiny_served(ROOT / "cache")            # built once (~40 s), then reused from the cache
+
+@pytest.fixture(scope="module")
+def backend(served):
+    "{mode: backend}: balanced (the F16 base) and turbo (its Q8_0), both with the modifier."
+    from modforge_nb.serve_backend import load_backends
+    bs = load_backends(served, n_ctx=512)
+    yield bs
+    for b in bs.values(): b.close()
+
+@pytest.fixture(scope="module")
+def secrets():
+    from modforge_nb.serve_access import Key, new_key
+    out, keys = {}, {}
+    for name, tier, extra in [("free", "free", {"rpm": 2}), ("ent", "enterprise", {}), ("ops", "admin", {})]:
+        out[name], e = new_key(tier, **extra)
+        keys[e["sha256"]] = Key(name, e["sha256"], tier, rpm=e.get("rpm"))
+    return out, keys
+
+def _start(app):
+    from modforge_nb.server import ServerThread
+    return ServerThread(app)
+
+@pytest.fixture(scope="module")
+def open_server(served, backend, tmp_path_factory):
+    from modforge_nb.server import make_app
+    app = make_app(served, backend, log=tmp_path_factory.mktemp("open") / "requests.sqlite")
+    with _start(app) as st: yield app, st.url
+
+@pytest.fixture(scope="module")
+def keyed_server(served, backend, secrets, tmp_path_factory):
+    from modforge_nb.server import make_app
+    app = make_app(served, backend, keys=secrets[1], log=tmp_path_factory.mktemp("keyed") / "requests.sqlite")
+    with _start(app) as st: yield app, st.url
+
+def client(url, key="none"): return openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=60)
+
+def raw_post(url, body: bytes, path="/v1/chat/completions"):
+    u = urlsplit(url); c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    c.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse(); out = (r.status, r.getheader("Content-Type"), r.read()); c.close()
+    return out
+
+def test_chat_and_forced_modifier(open_server):
+    app, url = open_server
+    t0 = time.perf_counter()
+    r = client(url).chat.completions.create(model="tiny", messages=MSG, max_tokens=8, temperature=0)
+    secs = time.perf_counter() - t0
+    assert r.object == "chat.completion" and r.model == "tiny" and isinstance(r.choices[0].message.content, str)
+    assert r.usage.prompt_tokens > 5 and 1 <= r.usage.completion_tokens <= 8
+    assert r.choices[0].finish_reason in ("stop", "length")
+    assert r.modforge["route"] == "no router: the base" and r.modforge["modifier"] is None and r.modforge["latency_s"] > 0
+    m = client(url).chat.completions.create(model="reasoning", messages=MSG, max_tokens=8, temperature=0)
+    assert m.model == "reasoning" and m.modforge["modifier"] == "reasoning" and m.modforge["route"] == "named by model"
+    assert m.choices[0].message.content != r.choices[0].message.content        # the random LoRA changes the answer
+    again = client(url).chat.completions.create(model="tiny", messages=MSG, max_tokens=8, temperature=0)
+    assert again.choices[0].message.content == r.choices[0].message.content    # back on the base: the cache was reset
+    print(f"one 8-token request on the fixture, over HTTP: {secs * 1000:.0f} ms")
+    assert [(x.id, x.parent) for x in client(url).models.list()] == [("tiny", None), ("tiny:turbo", "tiny"), ("reasoning", "tiny")]
+
+def test_each_mode(open_server):
+    _, url = open_server
+    say = lambda **kw: client(url).chat.completions.create(messages=MSG, max_tokens=6, temperature=0, **kw)
+    for model, extra, mode, modifier in [("tiny", None, "balanced", None), ("tiny:turbo", None, "turbo", None),
+                                         ("reasoning", {"mode": "turbo"}, "turbo", "reasoning")]:
+        r = say(model=model, extra_body=extra)
+        assert (r.modforge["mode"], r.modforge["modifier"]) == (mode, modifier) and r.usage.completion_tokens >= 1
+    with pytest.raises(openai.NotFoundError): say(model="tiny:max")
+
+def test_stream_with_usage(open_server):
+    _, url = open_server
+    whole = client(url).chat.completions.create(model="reasoning", messages=MSG, max_tokens=8, temperature=0)
+    chunks = list(client(url).chat.completions.create(model="reasoning", messages=MSG, max_tokens=8, temperature=0, stream=True,
+                                                      stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
+    last = chunks[-1]
+    assert last.choices == [] and last.usage.completion_tokens == whole.usage.completion_tokens
+    assert last.usage.prompt_tokens == whole.usage.prompt_tokens and last.modforge["modifier"] == "reasoning"
+    status, ctype, body = raw_post(url, json.dumps({"model": "tiny", "messages": MSG, "max_tokens": 4, "stream": True,
+                                                     "stream_options": {"include_usage": True}}).encode())
+    events = [l for l in body.decode().split("\n") if l]
+    assert status == 200 and ctype.startswith("text/event-stream") and events[-1] == "data: [DONE]"
+    assert json.loads(events[-2][6:])["usage"]["completion_tokens"] <= 4
+
+def test_a_real_router_picks_the_modifier(served, backend, tmp_path):
+    "6A's own Router (a TF-IDF one fitted here on two template families, saved and loaded as 6A does) in front of the server."
+    import dataclasses
+    from modforge_nb.router import fit_router, load_router, save_router
+    from modforge_nb.server import make_app
+    people, things = ["Tom", "Ana", "Raj", "Mei", "Olu", "Ida"], ["apples", "coins", "books", "pens", "cards"]
+    puzzles = [(f"If {p} has {i} {t} and gets {j} more, how many {t} does {p} have?", "reasoning", f"r{k % 6}")
+               for k, (p, t, i, j) in enumerate((p, t, i, j) for p in people for t in things for i, j in ((2, 3), (5, 7)))]
+    chats = [(f"{w} {x}", "general", f"g{k % 6}") for k, (w, x) in enumerate((w, x) for w in
+             ["Tell me a joke about", "Write a short poem about", "Say something nice about", "Describe the smell of", "Chat with me about"]
+             for x in ["cats", "the sea", "autumn", "coffee", "trains", "music"])]
+    texts, labels, groups = map(list, zip(*(puzzles + chats)))
+    router, _ = fit_router("tfidf", texts, labels, ["reasoning", "general"], groups, modifiers={"reasoning": "reasoning"})
+    folder = save_router(router, tmp_path / "router")
+    app = make_app(dataclasses.replace(served, router=folder, modifiers=dict(served.modifiers)), backend, routing_threshold=0.6)
+    assert type(app.state.router.obj).__name__ == "Router"
+    with _start(app) as st:
+        ask = lambda text: client(st.url).chat.completions.create(model="tiny", messages=[{"role": "user", "content": text}], max_tokens=4)
+        r = ask("If Zoe has 4 pens and gets 6 more, how many pens does Zoe have?")
+        assert (r.modforge["domain"], r.modforge["modifier"], r.model) == ("reasoning", "reasoning", "reasoning"), r.modforge
+        assert r.modforge["confidence"] >= 0.6 and r.modforge["route"] == "routed (confidence >= 0.60)"
+        g = ask("Tell me a joke about dogs")
+        assert (g.modforge["domain"], g.modforge["modifier"], g.model) == ("general", None, "tiny"), g.modforge
+
+def test_refusals_keep_serving(open_server):
+    _, url = open_server
+    with pytest.raises(openai.NotFoundError) as e: client(url).chat.completions.create(model="gpt-4", messages=MSG)
+    assert e.value.body["code"] == "model_not_found"
+    for body, status, code in [(b"{not json", 400, "invalid_json"), (b'{"model": "tiny", "messages": []}', 400, "empty_array"),
+                               (json.dumps({"model": "tiny", "messages": MSG, "max_tokens": "x"}).encode(), 400, "invalid_value"),
+                               (json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "go " * 600}]}).encode(), 400,
+                                "context_length_exceeded"),
+                               (b"x" * (10 << 20), 413, "request_too_large")]:
+        got, ctype, raw = raw_post(url, body)
+        assert (got, ctype, json.loads(raw)["error"]["code"]) == (status, "application/json", code), raw[:300]
+        ok = client(url).chat.completions.create(model="tiny", messages=MSG, max_tokens=2)   # and the next request is served
+        assert ok.usage.completion_tokens >= 1
+
+def test_client_gone_mid_stream_frees_the_model(open_server):
+    app, url = open_server
+    u = urlsplit(url); c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    c.request("POST", "/v1/chat/completions", body=json.dumps({"model": "tiny", "messages": MSG, "max_tokens": 450, "stream": True,
+                                                                "temperature": 1.0, "seed": 1}))
+    r = c.getresponse(); assert r.status == 200 and r.fp.readline()   # the first chunk arrived: generation is under way
+    c.sock.close(); c.close()
+    t0 = time.perf_counter()
+    assert client(url).chat.completions.create(model="tiny", messages=MSG, max_tokens=2).usage.completion_tokens >= 1
+    assert time.perf_counter() - t0 < 5                                # not after the abandoned 450 tokens
+    for _ in range(50):
+        if any(r["status"] == 499 for r in app.state.log.rows()): break
+        time.sleep(0.1)
+    assert [r["error"] for r in app.state.log.rows() if r["status"] == 499] == ["the client went away mid-stream"]
+
+def test_keys_tiers_and_rate_limit(keyed_server, secrets):
+    _, url = keyed_server
+    sec = secrets[0]
+    with pytest.raises(openai.AuthenticationError): client(url, "mf-not-a-key").chat.completions.create(model="tiny", messages=MSG)
+    assert client(url, sec["ent"]).chat.completions.create(model="reasoning", messages=MSG, max_tokens=2).model == "reasoning"
+    free = client(url, sec["free"])
+    assert [m.id for m in free.models.list()] == ["tiny", "tiny:turbo"]       # the base, in each mode
+    with pytest.raises(openai.PermissionDeniedError) as e: free.chat.completions.create(model="reasoning", messages=MSG)
+    assert e.value.body["code"] == "model_not_in_tier"                                 # (this one took a token: 1 left)
+    free.chat.completions.create(model="tiny", messages=MSG, max_tokens=2)
+    with pytest.raises(openai.RateLimitError) as e: free.chat.completions.create(model="tiny", messages=MSG, max_tokens=2)
+    assert 1 <= int(e.value.response.headers["retry-after"]) <= 30
+
+def test_hot_swap_during_traffic(keyed_server, secrets, served):
+    import threading
+    _, url = keyed_server
+    ent, ops = client(url, secrets[0]["ent"]), {"Authorization": f"Bearer {secrets[0]['ops']}"}
+    def admin(method, name, body=None):
+        u = urlsplit(url); c = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        c.request(method, f"/admin/modifiers/{name}", body=json.dumps(body) if body else None, headers=ops)
+        r = c.getresponse(); out = (r.status, json.loads(r.read())); c.close(); return out
+    results, stop = [], threading.Event()
+    def traffic():
+        while not stop.is_set():
+            for model in ("tiny", "reasoning"):
+                try: results.append((model, ent.chat.completions.create(model=model, messages=MSG, max_tokens=6).usage.completion_tokens))
+                except openai.APIStatusError as e: results.append((model, e.status_code))
+    threads = [threading.Thread(target=traffic) for _ in range(3)]
+    for t in threads: t.start()
+    try:
+        time.sleep(0.3)
+        gguf = str(served.modifiers["reasoning"]["gguf"])
+        for _ in range(3):
+            status, body = admin("PUT", "reasoning", {"gguf": gguf, "phase": 1}); assert status == 200 and body["replaced"] is True, body
+        status, body = admin("PUT", "logic", {"gguf": gguf, "phase": 1}); assert status == 200 and body["replaced"] is False, body
+        assert ent.chat.completions.create(model="logic", messages=MSG, max_tokens=3).model == "logic"
+        assert admin("DELETE", "logic") == (200, {"name": "logic", "removed": True})
+        with pytest.raises(openai.NotFoundError): ent.chat.completions.create(model="logic", messages=MSG, max_tokens=3)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads: t.join(60)
+    bad = [r for r in results if not (isinstance(r[1], int) and 1 <= r[1] <= 6)]
+    assert len(results) >= 10 and not bad, (len(results), bad[:5])
+    assert [m.id for m in ent.models.list()] == ["tiny", "tiny:turbo", "reasoning"]
+
+def test_metrics_and_log(open_server, keyed_server):
+    for app, url in (open_server, keyed_server):
+        u = urlsplit(url); c = http.client.HTTPConnection(u.hostname, u.port, timeout=10); c.request("GET", "/metrics")
+        text = c.getresponse().read().decode(); c.close()
+        db = sqlite3.connect(app.state.log.path)
+        rows = db.execute("SELECT status, COUNT(*) FROM requests GROUP BY status").fetchall(); db.close()
+        for status, n in rows:        # every logged request is counted, by status
+            got = sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith("modforge_requests_total{") and f'status="{status}"' in l)
+            assert got == n, (status, n, got)
+        assert "modforge_request_seconds_bucket" in text and 'modforge_tokens_total{kind="completion"}' in text
+    statuses = dict(rows)
+    assert statuses[401] == 1 and statuses[403] == 1 and statuses[429] == 1 and statuses[200] >= 2, statuses
+    row = sqlite3.connect(keyed_server[0].state.log.path).execute(
+        "SELECT key_name, tier, model, modifier, prompt_tokens, completion_tokens, latency_s FROM requests WHERE status = 200 LIMIT 1").fetchone()
+    assert row[:4] == ("ent", "enterprise", "reasoning", "reasoning") and row[4] > 5 and row[5] >= 1 and row[6] > 0
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node (the page's script runs there; no browser on this machine)")
+def test_chat_page_streams_shows_the_decision_and_stores_feedback(open_server, tmp_path):
+    from modforge_nb.chat_ui import PAGE
+    app, url = open_server
+    js = tmp_path / "page.js"; js.write_text(PAGE.split("<script>")[1].split("</script>")[0])
+    p = subprocess.run(["node", str(ROOT / "tests" / "data" / "chat_page_driver.js"), url, str(js), ""], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    shown = json.loads(p.stdout)
+    assert shown["models"] == "<option>tiny</option><option>reasoning</option>" and "<option selected>balanced</option>" in shown["modes"]
+    assert shown["decision"].startswith("reasoning · domain reasoning · balanced · named by model") and shown["thumb"].endswith(" on")
+    row = app.state.log.rows()[-1]
+    assert (row["modifier"], row["stream"], row["feedback"], shown["feedback_status"]) == ("reasoning", 1, 1, 200)
+    assert shown["answer"] == client(url).chat.completions.create(model="reasoning", messages=MSG, temperature=0).choices[0].message.content
+
+def _hand_run(tmp: Path, served) -> Path:
+    "A run folder whose manifest serves the tiny system: 2C promoted the base folder, step `reasoning` (3x) built the modifier."
+    from modforge_nb.config import load_config
+    from modforge_nb.fsutil import artifact_digest
+    from modforge_nb.runs import Run
+    cfg = load_config(ROOT / "configs" / "smoke.yaml", ["run.steps=[2C, {id: reasoning, kind: 3x, params: {domain: reasoning}}]"])
+    run = Run.create(tmp / "tinyrun", cfg)
+    shutil.copytree(served.base, run.path / "2C" / "gguf"); shutil.copytree(served.modes["turbo"], run.path / "2C" / "gguf-q8_0")
+    mod = run.path / "reasoning" / "modifier-reasoning"; mod.mkdir(parents=True)
+    shutil.copy(served.modifiers["reasoning"]["gguf"], mod / "reasoning.gguf"); (mod / "card.json").write_text('{"phase": 1}')
+    art = lambda p: dict(zip(("bytes", "sha256"), artifact_digest(run.path / p)), path=p)
+    base = art("2C/gguf")
+    steps = {"2C": {"status": "done", "artifacts": {"gguf": base, "gguf-q8_0": art("2C/gguf-q8_0")}, "promotes": "gguf"},
+             "reasoning": {"status": "done", "kind": "3x", "params": {"domain": "reasoning"},
+                           "artifacts": {"modifier-reasoning": art("reasoning/modifier-reasoning")},
+                           "inputs": {"model": {"step": "2C", "artifact": "gguf", "sha256": base["sha256"]}}}}
+    run.update(lambda m: m["steps"].update(steps))
+    return run.path
+
+def test_cli_serves_a_run_and_the_log_survives_kill9(served, open_server, tmp_path):
+    run = _hand_run(tmp_path, served)
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    p = subprocess.Popen([str(MODFORGE), "serve", str(run), "--port", str(port), "--ctx", "512",
+                          "--mode", "turbo=2C/gguf-q8_0", "--escalate-to", open_server[1] + "/v1"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env(), cwd=ROOT)
+    try:
+        said = []
+        for line in p.stdout:
+            said.append(line)
+            if line.startswith("OpenAI base_url"): break
+        text = "".join(said)
+        assert "open on loopback (no keys file)" in text and "routing: off" in text and "modifiers: reasoning (phase 1)" in text, text
+        assert f"modes: balanced ({run / '2C' / 'gguf'}), turbo ({run / '2C' / 'gguf-q8_0'})" in text, text
+        assert f"escalation: OpenAIBackend({open_server[1]}/v1, 'tiny')" in text, text    # its first model, asked at start
+        url = f"http://127.0.0.1:{port}"
+        for model in ("tinyrun", "reasoning", "tinyrun:turbo"):
+            for _ in range(100):                   # the socket opens a moment after the message
+                try: r = client(url).chat.completions.create(model=model, messages=MSG, max_tokens=4); break
+                except openai.APIConnectionError: time.sleep(0.1)
+            assert r.model == model.partition(":")[0] and r.modforge["mode"] == (model.partition(":")[2] or "balanced")
+    finally:
+        os.kill(p.pid, signal.SIGKILL); p.wait(10)
+    rows = sqlite3.connect(run / "serve" / "requests.sqlite").execute("SELECT model, modifier, status FROM requests ORDER BY id").fetchall()
+    assert rows == [("tinyrun", None, 200), ("reasoning", "reasoning", 200), ("tinyrun:turbo", None, 200)], rows
