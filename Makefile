@@ -19,7 +19,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run run-phase2 test check-sync sync lab docs clean-venv
+.PHONY: setup run run-phase2 serve test check-sync sync lab docs clean-venv
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ run: setup
 run-phase2: run
 	$(BIN)/papermill nbs/phase2/modifiers_batch.ipynb runs/$(RUN_ID)/notebooks/phase2_batch.ipynb -p run_dir runs/$(RUN_ID) -k python3 --cwd nbs/phase2
 	@echo "executed batch notebook: runs/$(RUN_ID)/notebooks/phase2_batch.ipynb; report: runs/$(RUN_ID)/report/report.md"
+
+## the served system of runs/$(RUN_ID) on http://127.0.0.1:$(PORT)/v1 (OpenAI API) and /chat (after `make run`)
+PORT ?= 8000
+serve: setup
+	$(BIN)/modforge serve $(RUN_ID) --port $(PORT)
 
 ## every test: notebooks (nbdev_test, fixture model) then pytest (papermill runs, CLI, bad input, SmolLM2)
 # Step notebooks not marked `standalone_test` in the registry (modforge_nb.steps) are skipped by nbdev_test: opened alone,

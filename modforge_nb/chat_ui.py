@@ -9,9 +9,11 @@ from fastapi import Request     # at module level: FastAPI reads the handlers' a
 from .teacher_server import APIError
 
 # %% auto #0
-__all__ = ['PAGE', 'add_feedback_route', 'add_chat_ui']
+__all__ = ['FEEDBACK_MAX_BYTES', 'PAGE', 'add_feedback_route', 'add_chat_ui']
 
 # %% ../nbs/23c_chat_ui.ipynb #0e075692
+FEEDBACK_MAX_BYTES = 1 << 16   # as the admin bodies; {"id": "chatcmpl-...", "rating": -1} is under 100 bytes
+
 def add_feedback_route(app):
     "POST /v1/feedback on `app` (made by `server.make_app`)."
     h, log = app.state.chat, app.state.log
@@ -21,7 +23,8 @@ def add_feedback_route(app):
         try:
             key = h["authenticate"](request)
             if log is None: raise APIError(404, "this server keeps no request log (started without one): feedback has nowhere to go", None, "no_log")
-            try: body = json.loads(await request.body())
+            raw = await h["read_body"](request, FEEDBACK_MAX_BYTES)      # APIError 413 over the limit
+            try: body = json.loads(raw)
             except ValueError: raise APIError(400, "the body is not valid JSON", None, "invalid_json")
             if not (isinstance(body, dict) and isinstance(body.get("id"), str) and body.get("rating") in (1, -1) and set(body) <= {"id", "rating"}):
                 raise APIError(400, 'the body must be {"id": "<chatcmpl-... id of an answer>", "rating": 1 or -1}', None, "invalid_value")

@@ -64,7 +64,8 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("-o", "--output", default=None, help="where to write the restored file (default: verify only); "
                    "an existing file is refused unless --force, and the pack's own files always are")
     u.add_argument("--force", action="store_true", help="replace an existing output file")
-    ro = sub.add_parser("route", help="route queries with a run's router (step 6A): JSON {domain, confidence, modifier}")
+    ro = sub.add_parser("route", help="route queries with a run's router (step 6A): JSON {domain, confidence, modifier "
+                        "(the run's served modifier of that domain, as `modforge serve` would use it)}")
     ro.add_argument("run", help="a run id (in runs/) or a run folder path, with step 6A done")
     ro.add_argument("text", nargs="?", default=None, help="one query (or use --jsonl)")
     ro.add_argument("--jsonl", default=None, metavar="FILE", help="JSON Lines of {\"text\": ...}, '-' for stdin: one JSON answer a "
@@ -246,15 +247,18 @@ def cmd_route(args) -> int:
     "Route one query, or each line of a JSON Lines file; print one JSON answer a query."
     import json
     if (args.text is None) == (args.jsonl is None): raise ValueError("give one query TEXT or --jsonl FILE (one of the two)")
-    folder = _router_folder(_open(args))
+    run = _open(args); folder = _router_folder(run)
     if args.jsonl not in (None, "-") and not Path(args.jsonl).is_file(): raise FileNotFoundError(f"no such file: {args.jsonl}")
+    from modforge_nb.serve_backend import served_modifiers
+    served = served_modifiers(run)[0]
     from modforge_nb.router import load_router, MiniLM
     router = load_router(folder)
     if isinstance(router.embed, MiniLM):
         from modforge_nb.models import set_threads
         set_threads(0)                                  # one torch thread on a small shared machine
     say = lambda obj: print(json.dumps(obj, ensure_ascii=False), flush=True)
-    if args.text is not None: say(router.route(args.text)); return 0
+    route = lambda text: (r := router.route(text)) | {"modifier": r["domain"] if r["domain"] in served else None}
+    if args.text is not None: say(route(args.text)); return 0
     bad, n = 0, 0
     f = sys.stdin.buffer if args.jsonl == "-" else open(args.jsonl, "rb")
     try:
@@ -263,7 +267,7 @@ def cmd_route(args) -> int:
                 obj = json.loads(raw.decode("utf-8"))
                 if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                     raise ValueError("expected a JSON object with a string field 'text'")
-                say(router.route(obj["text"]))
+                say(route(obj["text"]))
             except ValueError as e:                     # JSON and UTF-8 errors are ValueErrors
                 what = "not JSON: " if isinstance(e, json.JSONDecodeError) else "not UTF-8: " if isinstance(e, UnicodeDecodeError) else ""
                 bad += 1; say({"line": n, "error": f"line {n}: {what}{e}"})

@@ -337,7 +337,7 @@ class RouterSection(Strict):
     "6A: the router's queries, the designs compared, calibration, and the rule that picks one."
     designs: list[Literal["tfidf", "minilm", "hidden"]] = Field(default_factory=lambda: ["tfidf", "minilm", "hidden"], min_length=1)
     train_per_class: Count = 160                # training queries per class (each domain of the registry, and `general`)
-    heldout_per_class: Count = 60               # held-out queries per class, from templates training never saw
+    heldout_per_class: Count = 60               # held-out queries per class (the natural ones: templates and wrappers training never saw)
     gen_share: float = Field(0.5, ge=0, le=1)   # share of a domain's queries that are its generator questions (the rest: natural requests)
     # the hidden-state design pays a prefill on the served model per query (~0.3 s for 30 tokens on 2 shared cores):
     # it trains and is judged on a seeded subset of the same queries (its accuracy's 95% interval is in the table)
@@ -351,8 +351,8 @@ class RouterSection(Strict):
     # routing must answer in milliseconds (issue 13): a design slower than this at p95 (on the run's CPU) is not picked;
     # the hidden-state head (a prefill of the query on the base, 0.3-1.5 s p50-p95 on 2 shared cores) is measured, not shipped
     max_p95_ms: float | None = Field(100.0, gt=0)  # None: bytes alone decide
-    tie: float = Field(0.005, ge=0, lt=1)       # designs within this accuracy of the best are ranked by p95 latency
-    target_accuracy: Share = 0.97               # the plan's bar, reported against (not a gate)
+    tie: float = Field(0.005, ge=0, lt=1)       # designs within this out-of-fold accuracy of the best are ranked by p95 latency
+    target_accuracy: Share = 0.97               # the plan's bar, reported against (not a gate) on the natural held-out queries
 
 # %% ../nbs/00_config.ipynb #c5cdfa25
 class EscalationSection(Strict):

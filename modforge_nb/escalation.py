@@ -214,19 +214,21 @@ def evaluate(det: Detector, rows: list[dict], threshold: float = 0.5) -> dict:
     return {"accuracy": float(ok.mean()), "hard_negative_accuracy": float(ok[hard].mean()) if hard.any() else None,
             "n": len(rows), "n_hard": int(hard.sum()), "wrong": [r | {"score": round(float(s), 3)} for r, s, k in zip(rows, p, ok) if not k]}
 
-def train_detector(splits: dict[str, list[dict]], designs=DESIGNS, seed: int = 0) -> tuple[Detector, list[dict]]:
-    "(the detector of the design best on the validation templates, refit on all training rows; one comparison row per design)."
+def train_detector(splits: dict[str, list[dict]], designs=DESIGNS, seed: int = 0) -> tuple[Detector, list[dict], np.ndarray]:
+    """(the detector of the design best on the validation templates, refit on all training rows; one comparison row per
+    design; the validation rows' scores by that design fitted on `fit` alone, i.e. out of sample)."""
     import time
-    rows = []
+    rows, fitted = [], {}
     for d in designs:
-        t0 = time.perf_counter(); det = Detector(d).fit(splits["fit"], seed); fit_s = time.perf_counter() - t0
+        t0 = time.perf_counter(); fitted[d] = det = Detector(d).fit(splits["fit"], seed); fit_s = time.perf_counter() - t0
         v = evaluate(det, splits["val"])
         t0 = time.perf_counter(); det.score_many([r["text"] for r in splits["val"][:50]])
         rows.append({"design": d, "val_accuracy": v["accuracy"], "val_hard_negative_accuracy": v["hard_negative_accuracy"],
                      "fit_seconds": round(fit_s, 2), "ms_per_followup": round(1000 * (time.perf_counter() - t0) / min(50, len(splits["val"])), 2)})
     best = max(rows, key=lambda r: (r["val_accuracy"], r["design"] == "tfidf"))["design"]
+    val_scores = fitted[best].score_many([r["text"] for r in splits["val"]])     # before the refit sees them
     det = Detector(best, meta={"validation": rows}).fit(splits["train"], seed)
-    return det, rows
+    return det, rows, val_scores
 
 # %% ../nbs/21_escalation.ipynb #a9a4ed30
 def save_detector(det: Detector, folder: str | Path) -> Path:

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 from .calibration import choice_probs, fit_temperature, ece
 from .fsutil import atomic_dir, atomic_write_json, tree_files
+from .router_queries import QUERY_SOURCES, query_source
 
 # %% auto #0
 __all__ = ['MAX_CHARS', 'DESIGNS', 'ROUTER_FORMAT', 'clip_text', 'MiniLM', 'GGUFHidden', 'make_head', 'head_logits', 'Router',
            'template_groups', 'fit_router', 'evaluate_router', 'route_latency', 'wilson', 'save_router', 'load_router',
-           'stored_bytes', 'per_class', 'train_design', 'pick_design']
+           'stored_bytes', 'per_class', 'interval', 'train_design', 'pick_design']
 
 # %% ../nbs/20_router.ipynb #c58cfa03
 MAX_CHARS = 2000   # what the router reads of a query: its first and last 1,000 characters
@@ -141,15 +142,24 @@ def fit_router(design: str, texts: list[str], labels: list[str], classes: list[s
     return router, {"temperature": T, "val_logits": oof, "val_gold": y, "val_accuracy": float((oof.argmax(1) == y).mean())}
 
 # %% ../nbs/20_router.ipynb #676bd310
-def evaluate_router(router: Router, texts: list[str], labels: list[str], bins: int = 10, features: np.ndarray | None = None) -> dict:
-    "Held-out accuracy, ECE at T = 1 and at the router's T, and each query's prediction and confidence."
+def evaluate_router(router: Router, texts: list[str], labels: list[str], bins: int = 10, features: np.ndarray | None = None,
+                    groups: list[str] | None = None) -> dict:
+    "Held-out accuracy, ECE at T = 1 and at the router's T, each query's prediction and confidence; per group in `by_group`."
     y = np.array([router.classes.index(l) for l in labels])
+    if groups is not None and len(groups) != len(y): raise ValueError(f"{len(groups)} groups for {len(y)} queries: give one group per query")
     z = (head_logits(router.head, features, len(router.classes)) if features is not None
          else router.logits([clip_text(t, router.max_chars) for t in texts]))
     before, after = ece(choice_probs(z), y, bins), ece(choice_probs(z, router.temperature), y, bins)
     p = choice_probs(z, router.temperature)
-    return {"n": len(y), "accuracy": after["accuracy"], "ece_before": before["ece"], "ece_after": after["ece"],
-            "before": before, "after": after, "predicted": [router.classes[k] for k in p.argmax(1)], "confidence": p.max(1).tolist()}
+    out = {"n": len(y), "accuracy": after["accuracy"], "ece_before": before["ece"], "ece_after": after["ece"],
+           "before": before, "after": after, "predicted": [router.classes[k] for k in p.argmax(1)], "confidence": p.max(1).tolist()}
+    if groups is not None:
+        out["by_group"] = {}
+        for g in dict.fromkeys(groups):                  # first-seen order
+            m = np.array(groups) == g
+            b, a = ece(choice_probs(z[m]), y[m], bins), ece(p[m], y[m], bins)
+            out["by_group"][g] = {"n": int(m.sum()), "accuracy": a["accuracy"], "ece_before": b["ece"], "ece_after": a["ece"]}
+    return out
 
 def route_latency(router: Router, texts: list[str], n: int = 100) -> dict:
     "p50 / p95 milliseconds of `router.route` on single queries (the first `n` of `texts`), after one warm-up call."
@@ -217,6 +227,11 @@ def per_class(rows: list[dict], n: int | None, seed: int = 0) -> list[dict]:
     for idx in by.values(): keep |= set(rng.sample(idx, min(n, len(idx))))
     return [r for i, r in enumerate(rows) if i in keep]
 
+def interval(accuracy: float, n: int) -> str:
+    "The 95% Wilson interval of an accuracy on `n` queries, as text."
+    lo, hi = wilson(round(accuracy * n), n)
+    return f"{lo:.3f}-{hi:.3f}"
+
 def train_design(design: str, train: list[dict], heldout: list[dict], classes: list[str], folder: str | os.PathLike, embed=None,
                  folds: int = 5, bins: int = 10, latency_queries: int = 100, modifiers: dict | None = None,
                  max_chars: int = MAX_CHARS) -> tuple[Router, dict, dict]:
@@ -226,28 +241,36 @@ def train_design(design: str, train: list[dict], heldout: list[dict], classes: l
     feats = None if embed is None else embed([clip_text(t, max_chars) for t in texts])
     router, cal = fit_router(design, texts, labels, classes, template_groups(train), folds, embed, feats, modifiers, max_chars)
     hx, hy = [r["text"] for r in heldout], [r["domain"] for r in heldout]
-    ev = evaluate_router(router, hx, hy, bins)
+    ev = evaluate_router(router, hx, hy, bins, groups=[query_source(r) for r in heldout])
     lat = route_latency(router, hx, latency_queries)
     save_router(router, folder)
-    lo, hi = wilson(round(ev["accuracy"] * ev["n"]), ev["n"])
-    row = {"design": design, "accuracy": ev["accuracy"], "acc_95ci": f"{lo:.3f}-{hi:.3f}", "ece_before": ev["ece_before"],
-           "ece_after": ev["ece_after"], "temperature": router.temperature, **lat, **stored_bytes(router, folder),
-           "train_n": len(train), "heldout_n": ev["n"], "seconds": time.perf_counter() - t0}
+    row = {"design": design, "val_accuracy": cal["val_accuracy"]}
+    for s in QUERY_SOURCES:                              # held-out figures per source: natural requests, generator questions
+        g = ev["by_group"].get(s)
+        row |= {f"acc_{s}": g and g["accuracy"], f"{s}_95ci": g and interval(g["accuracy"], g["n"]),
+                f"ece_{s}": g and g["ece_after"], f"{s}_n": g["n"] if g else 0}
+    row |= {"accuracy": ev["accuracy"], "acc_95ci": interval(ev["accuracy"], ev["n"]), "ece_before": ev["ece_before"],
+            "ece_after": ev["ece_after"], "temperature": router.temperature, **lat, **stored_bytes(router, folder),
+            "train_n": len(train), "heldout_n": ev["n"], "seconds": time.perf_counter() - t0}
     return router, row, ev
+
 
 # %% ../nbs/20_router.ipynb #57249b56
 def pick_design(rows: list[dict], max_bytes: int, tie: float = 0.005, max_p95_ms: float | None = None) -> tuple[dict, str]:
-    "(the row of the design to ship, a sentence of why) by the rule above."
+    "(the row of the design to ship, a sentence of why) by the rule above: out-of-fold validation accuracy, never held-out."
     if not rows: raise ValueError("no router designs to pick from")
+    bad = [r["design"] for r in rows if r.get("val_accuracy") is None]
+    if bad: raise ValueError(f"designs {bad} have no val_accuracy: pick_design ranks train_design's rows by their out-of-fold accuracy")
     fits = [r for r in rows if r["bytes"] <= max_bytes and (max_p95_ms is None or r["p95_ms"] <= max_p95_ms)]
     limit = f"{max_bytes:,} bytes" + (f" and {max_p95_ms:g} ms p95" if max_p95_ms is not None else "")
     out = [r["design"] for r in rows if r not in fits]
     if not fits:
         best = min(rows, key=lambda r: (r["bytes"], r["p95_ms"]))
         return best, f"no design fits {limit}; {best['design']} is the smallest ({best['bytes']:,} bytes)"
-    top = max(r["accuracy"] for r in fits)
-    near = [r for r in fits if r["accuracy"] >= top - tie]
+    top = max(r["val_accuracy"] for r in fits)
+    near = [r for r in fits if r["val_accuracy"] >= top - tie]
     best = min(near, key=lambda r: r["p95_ms"])
-    why = f"{best['design']}: held-out accuracy {best['accuracy']:.3f}, the best of the designs within {limit}"
+    why = (f"{best['design']}: out-of-fold validation accuracy {best['val_accuracy']:.3f} (template-grouped folds of the "
+           f"training queries), the best of the designs within {limit}")
     if len(near) > 1: why += f" (the fastest p95 of {', '.join(r['design'] for r in near)}, within {tie:.1%} of each other)"
     return best, why + (f"; over the limit: {', '.join(out)}" if out else "")

@@ -8,7 +8,8 @@ import random, re, string
 from collections import Counter
 
 # %% auto #0
-__all__ = ['WRAPPERS', 'SLOTS', 'NUMBERS', 'TEMPLATES', 'template_ids', 'router_classes', 'build_queries', 'query_counts']
+__all__ = ['WRAPPERS', 'SLOTS', 'NUMBERS', 'TEMPLATES', 'QUERY_SOURCES', 'template_ids', 'router_classes', 'build_queries',
+           'query_counts', 'query_source']
 
 # %% ../nbs/20a_router_queries.ipynb #35d81e37
 WRAPPERS = {
@@ -296,3 +297,11 @@ def query_counts(rows: list[dict]) -> list[dict]:
     return [{"class": c, "queries": len(rs), "generator": sum(r["source"] == "generator" for r in rs),
              "template": sum(r["source"] == "template" for r in rs), "templates": len({r["template"] for r in rs}),
              "wrappers": len({r["wrapper"] for r in rs})} for c, rs in by.items()]
+
+# %% ../nbs/20a_router_queries.ipynb #0e90f9df
+QUERY_SOURCES = ("natural", "generator")
+
+def query_source(row: dict) -> str:
+    "'natural' for a query from a template written here (in the held-out split: unseen template and wrapper), 'generator' for a domain generator's question."
+    if row["source"] not in ("template", "generator"): raise ValueError(f"query row source must be 'template' or 'generator', got {row['source']!r}")
+    return "natural" if row["source"] == "template" else "generator"

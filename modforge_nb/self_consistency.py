@@ -139,31 +139,37 @@ class GGUFSampler:
     def __exit__(self, *exc): self.close()
 
 # %% ../nbs/22a_self_consistency.ipynb #bd7104d8
-def summarise(domain: str, rows: list[dict]) -> dict:
+def summarise(domain: str, rows: list[dict], items_set: str | None = None) -> dict:
     """One table row from per-item results {'greedy_passed', 'sc_passed', 'greedy_s', 'sc_s', 'samples', 'early_stop',
-    'verified', 'agreement'}: accuracies, gain, seconds, samples, and how well low agreement flags a wrong greedy answer."""
+    'verified', 'agreement'}: accuracies, gain, wins and losses, seconds, samples, and how well low agreement flags a wrong
+    greedy answer. `items_set` names the set of items the row is on."""
     if not rows: raise ValueError(f"{domain}: no items to summarise")
     m = lambda k: float(np.mean([r[k] for r in rows]))
     wrong = np.array([not r["greedy_passed"] for r in rows]); agree = np.array([r["agreement"] for r in rows])
+    voted = np.array([bool(r["sc_passed"]) for r in rows])
     auroc = None
     if wrong.any() and (~wrong).any():            # AUROC of (1 - agreement) for "the greedy answer is wrong"
         from sklearn.metrics import roc_auc_score
         auroc = float(roc_auc_score(wrong, 1 - agree))
-    return {"domain": domain, "items": len(rows), "greedy_acc": m("greedy_passed"), "sc_acc": m("sc_passed"),
-            "gain": m("sc_passed") - m("greedy_passed"), "greedy_s": m("greedy_s"), "sc_s": m("sc_s"),
+    return {**({"set": items_set} if items_set else {}), "domain": domain, "items": len(rows), "greedy_acc": m("greedy_passed"),
+            "sc_acc": m("sc_passed"), "gain": m("sc_passed") - m("greedy_passed"), "wins": int((voted & wrong).sum()),
+            "losses": int((~voted & ~wrong).sum()), "greedy_s": m("greedy_s"), "sc_s": m("sc_s"),
             "time_x": m("sc_s") / max(m("greedy_s"), 1e-9), "samples": m("samples"), "early_stop": m("early_stop"),
             "verified": m("verified"), "agreement_auroc": auroc}
 
 def plot_gain(table: list[dict], title: str = ""):
-    "Greedy vs self-consistency accuracy per domain (left) and seconds per item (right)."
+    "Greedy vs self-consistency accuracy per row (domain, and its item set when the row names one; left) and seconds per item (right)."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(max(11, 1.1 * len(table) + 4), 4))
     x, w = np.arange(len(table)), 0.38
-    for ax, (g, s, lab) in ((a, ("greedy_acc", "sc_acc", "accuracy on the hardest held-out items")), (b, ("greedy_s", "sc_s", "seconds per item"))):
+    names = [f"{r['domain']}\n{r['set']}" if r.get("set") else r["domain"] for r in table]
+    for ax, (g, s, lab) in ((a, ("greedy_acc", "sc_acc", "accuracy")), (b, ("greedy_s", "sc_s", "seconds per item"))):
         ax.bar(x - w / 2, [r[g] for r in table], w, label="greedy"); ax.bar(x + w / 2, [r[s] for r in table], w, label="self-consistency")
-        ax.set_xticks(x, [r["domain"] for r in table]); ax.set(ylabel=lab); ax.grid(alpha=0.3, axis="y")
+        ax.set_xticks(x, names, fontsize=8); ax.set(ylabel=lab); ax.grid(alpha=0.3, axis="y")
     a.set_ylim(0, 1); a.legend(fontsize=8)
-    for i, r in enumerate(table): b.annotate(f"{r['samples']:.1f} samples", (i + w / 2, r["sc_s"]), ha="center", fontsize=7, xytext=(0, 2), textcoords="offset points")
-    fig.suptitle(title or "Self-consistency against the greedy answer"); fig.tight_layout()
+    for i, r in enumerate(table):
+        a.annotate(f"+{r['wins']} / -{r['losses']}", (i, max(r["greedy_acc"], r["sc_acc"])), ha="center", fontsize=7, xytext=(0, 2), textcoords="offset points")
+        b.annotate(f"{r['samples']:.1f} samples", (i + w / 2, r["sc_s"]), ha="center", fontsize=7, xytext=(0, 2), textcoords="offset points")
+    fig.suptitle(title or "Self-consistency against the greedy answer (+wins / -losses: items voting put right / wrong)"); fig.tight_layout()
     return fig

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TIERS', 'PRO_MODIFIERS', 'ADMIN', 'LOG_COLUMNS', 'Tier', 'Key', 'allowed_modifiers', 'hash_key', 'new_key',
-           'load_keys', 'TokenBucket', 'RequestLog']
+__all__ = ['TIERS', 'PRO_MODIFIERS', 'ADMIN', 'LOG_COLUMNS', 'FEEDBACK_WORDS', 'Tier', 'Key', 'allowed_modifiers', 'hash_key',
+           'new_key', 'load_keys', 'TokenBucket', 'RequestLog', 'logged_interactions']
 
 # %% ../nbs/23a_serve_access.ipynb #0a9eab76
 @dataclass(frozen=True)
@@ -137,3 +137,16 @@ class RequestLog:
 
     def close(self):
         with self.lock: self.db.close()
+
+# %% ../nbs/23a_serve_access.ipynb #deda0375
+FEEDBACK_WORDS = {1: "up", -1: "down", None: None}
+
+def logged_interactions(db_path: str | Path) -> list[dict]:
+    "The routed, answered requests of the SQLite request log `db_path` as `adaptive.update_thresholds` takes them, oldest first."
+    db_path = Path(db_path)
+    if not db_path.is_file(): raise FileNotFoundError(f"no request log at {db_path} (`modforge serve` writes RUN/serve/requests.sqlite)")
+    db = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True)
+    try: rows = db.execute("SELECT domain, confidence, escalated, feedback FROM requests WHERE status = 200 AND domain IS NOT NULL "
+                           "AND confidence IS NOT NULL ORDER BY id").fetchall()
+    finally: db.close()
+    return [{"domain": d, "confidence": float(c), "escalated": bool(e), "feedback": FEEDBACK_WORDS[f]} for d, c, e, f in rows]

@@ -4,14 +4,14 @@
 
 # %% ../nbs/23_serve_backend.ipynb #145a600a
 from __future__ import annotations
-import json, threading
+import json, secrets, threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
 
 # %% auto #0
 __all__ = ['MODES', 'ContextError', 'Backend', 'drain', 'stop_cut', 'LlamaCppBackend', 'Served', 'load_backend', 'load_backends',
-           'load_served', 'tiny_served', 'OpenAIBackend']
+           'served_modifiers', 'load_served', 'tiny_served', 'OpenAIBackend']
 
 # %% ../nbs/23_serve_backend.ipynb #50e49199
 class ContextError(ValueError):
@@ -85,7 +85,7 @@ def _stream(self: LlamaCppBackend, messages: list[dict], modifier: str | None = 
     with self.lock:
         self.model.use(modifier)
         llm = self.model.llm
-        llm.set_seed(self.seed if seed is None else seed)
+        llm.set_seed(secrets.randbelow(1 << 31) if seed is None else seed)    # no seed: a new sample each request
         tokens = llm.generate(ids, top_k=0, top_p=1.0, min_p=0.0, temp=temperature, repeat_penalty=1.0)
         try:
             for t in tokens:
@@ -147,31 +147,51 @@ def load_backends(served: Served, n_ctx: int = 2048, threads: int = 1, seed: int
         raise
     return out
 
+# %% ../nbs/23_serve_backend.ipynb #4fc2cd7b
+def _done(run, m: dict, kind: str) -> list[str]:
+    "The run's done steps of `kind`, in run order."
+    from modforge_nb.runs import step_order
+    steps = m["steps"]
+    return [s for s in step_order(run, m) if steps.get(s, {}).get("status") == "done" and steps[s].get("kind", s) == kind]
+
+def _artifact(run, m: dict, sid: str, name: str) -> Path | None:
+    a = m["steps"][sid].get("artifacts", {}).get(name)
+    return run.path / a["path"] if a else None
+
+def served_modifiers(run) -> tuple[dict[str, dict], list[str]]:
+    """({domain: {'gguf', 'phase', 'step'}}, skipped): the modifiers of the done 3x steps of `run` (a `Run` or its folder)
+    trained on its current model (the config's base when nothing was promoted), and why any other was not served."""
+    from modforge_nb.runs import Run, current_model
+    run = run if isinstance(run, Run) else Run.open(run)
+    m, cur = run.manifest(), current_model(run)
+    steps, mods, skipped = m["steps"], {}, []
+    served_as = f"the served {cur['step']}/{cur['artifact']}" if cur else "the config's base"
+    for sid in _done(run, m, "3x"):
+        domain = steps[sid].get("params", {}).get("domain", sid)
+        d, trained_on = _artifact(run, m, sid, f"modifier-{domain}"), steps[sid].get("inputs", {}).get("model", {})
+        if d is None or not (d / f"{domain}.gguf").is_file():
+            skipped.append(f"{domain} (step {sid}): no modifier-{domain}/{domain}.gguf"); continue
+        if trained_on.get("sha256") not in (None, cur and cur["sha256"]):
+            skipped.append(f"{domain} (step {sid}): trained on {trained_on.get('step')}/{trained_on.get('artifact')}, "
+                           f"not {served_as}: run `modforge modifiers {run.id} --domains {domain}` again")
+            continue
+        card = json.loads((d / "card.json").read_text()) if (d / "card.json").exists() else {}
+        mods[domain] = {"gguf": d / f"{domain}.gguf", "phase": card.get("phase"), "step": sid}
+    return mods, skipped
+
+
 # %% ../nbs/23_serve_backend.ipynb #9ec59197
 def load_served(run_path: str | Path, base_name: str | None = None, modes: dict[str, str] | None = None) -> Served:
     "The served system of the run folder `run_path`, from its manifest (see above)."
-    from modforge_nb.runs import Run, RunError, current_model, step_order
+    from modforge_nb.runs import Run, RunError, current_model
     run = Run.open(run_path); m = run.manifest(); steps = m["steps"]
     cur = current_model(run)
     if cur is None or not (Path(cur["path"]) / "model.gguf").is_file():
         raise RunError(f"run {run.id} has no served GGUF (its current model is {cur['artifact'] if cur else 'the config base'}): "
                        "run its compression steps through 2C first (`modforge run CONFIG --run-id " + run.id + "`)")
-    done = lambda kind: [s for s in step_order(run, m) if steps.get(s, {}).get("status") == "done" and steps[s].get("kind", s) == kind]
-    def artifact(sid: str, name: str) -> Path | None:
-        a = steps[sid].get("artifacts", {}).get(name)
-        return run.path / a["path"] if a else None
+    done, artifact = lambda kind: _done(run, m, kind), lambda sid, name: _artifact(run, m, sid, name)
     served = Served(base=Path(cur["path"]), base_name=base_name or run.id, run=run.path)
-    for sid in done("3x"):
-        domain = steps[sid].get("params", {}).get("domain", sid)
-        d, trained_on = artifact(sid, f"modifier-{domain}"), steps[sid].get("inputs", {}).get("model", {})
-        if d is None or not (d / f"{domain}.gguf").is_file():
-            served.skipped.append(f"{domain} (step {sid}): no modifier-{domain}/{domain}.gguf"); continue
-        if trained_on.get("sha256") not in (None, cur["sha256"]):
-            served.skipped.append(f"{domain} (step {sid}): trained on {trained_on.get('step')}/{trained_on.get('artifact')}, "
-                                  f"not the served {cur['step']}/{cur['artifact']}: run `modforge modifiers {run.id} --domains {domain}` again")
-            continue
-        card = json.loads((d / "card.json").read_text()) if (d / "card.json").exists() else {}
-        served.modifiers[domain] = {"gguf": d / f"{domain}.gguf", "phase": card.get("phase"), "step": sid}
+    served.modifiers, served.skipped = served_modifiers(run)
     last = lambda kind, name: next((p for s in reversed(done(kind)) if (p := artifact(s, name))), None)
     served.router, served.detector = last("6A", "router"), last("6B", "detector")
     if th := last("6C", "thresholds"):

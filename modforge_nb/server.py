@@ -14,8 +14,8 @@ from .teacher_server import APIError, _is_int, _is_num, _kind, _messages, _no_co
 
 # %% auto #0
 __all__ = ['PARAMS', 'DEFAULT_ROUTING_THRESHOLD', 'DEFAULT_DETECTOR_THRESHOLD', 'LOOPBACK', 'ServeLimits', 'parse_chat',
-           'Metrics', 'last_user_text', 'decide', 'escalation_reason', 'make_app', 'add_chat_route', 'add_admin_routes',
-           'ServerThread', 'check_bind', 'describe']
+           'Metrics', 'routing_threshold_of', 'last_user_text', 'decide', 'escalation_reason', 'make_app',
+           'add_chat_route', 'add_admin_routes', 'ServerThread', 'check_bind', 'describe']
 
 # %% ../nbs/23b_server.ipynb #1567f3c0
 @dataclass(frozen=True)
@@ -91,6 +91,14 @@ class Metrics:
 # %% ../nbs/23b_server.ipynb #7f473d0b
 DEFAULT_ROUTING_THRESHOLD = 0.80     # the plan's middle value, used when the run has no 6C step
 
+def routing_threshold_of(thresholds: dict | None) -> tuple[float, str]:
+    "(the routing threshold the server applies, where it came from) of 6C's `thresholds.json` (None: no 6C step)."
+    th = thresholds or {}
+    if isinstance(th.get("routing_only"), dict) and th["routing_only"].get("routing") is not None:
+        return float(th["routing_only"]["routing"]), "6C, routing alone"
+    if th.get("routing") is not None: return float(th["routing"]), "6C"
+    return DEFAULT_ROUTING_THRESHOLD, "the plan default: no 6C step"
+
 def last_user_text(messages: list[dict]) -> str:
     return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
 
@@ -115,8 +123,8 @@ def decide(model: str, messages: list[dict], served: Served, router, threshold: 
     if router is None: return d | {"route": "no router: the base"}
     r = router.route(last_user_text(messages))
     d |= {"domain": r["domain"], "confidence": round(float(r["confidence"]), 4)}
-    m = r.get("modifier")
-    if m is None or m not in served.modifiers: return d | {"route": f"no modifier for {r['domain']}: the base"}
+    m = r["domain"] if r["domain"] in served.modifiers else None      # what is served now, not the router's map from 6A
+    if m is None: return d | {"route": f"no modifier for {r['domain']}: the base"}
     if d["confidence"] < threshold: return d | {"route": f"confidence under {threshold:.2f}: the base"}
     if m not in ok: return d | {"route": f"{m} is not in the {key.tier} tier: the base"}
     return d | {"modifier": m, "route": f"routed (confidence >= {threshold:.2f})"}
@@ -181,10 +189,11 @@ def make_app(served: Served, backend=None, keys: dict[str, Key] | None = None, l
     router = _Locked(router if router is not None else served.load_router())
     detector = _Locked(detector if detector is not None else served.load_detector())
     det_threshold = (served.thresholds or {}).get("detector", DEFAULT_DETECTOR_THRESHOLD)
-    threshold = routing_threshold if routing_threshold is not None else (served.thresholds or {}).get("routing", DEFAULT_ROUTING_THRESHOLD)
+    threshold, threshold_from = (routing_threshold, "given") if routing_threshold is not None else routing_threshold_of(served.thresholds)
     reqlog, metrics, buckets = RequestLog(log) if log else None, Metrics(), {}
     app = FastAPI(title="ModForge", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.served, app.state.backends, app.state.router, app.state.threshold = served, backends, router, threshold
+    app.state.threshold_from = threshold_from
     app.state.log, app.state.metrics, app.state.keys, app.state.escalation = reqlog, metrics, keys, escalation
 
     def error(e: APIError) -> JSONResponse:
@@ -277,7 +286,7 @@ def make_app(served: Served, backend=None, keys: dict[str, Key] | None = None, l
             raise APIError(404, f"The model `{name[:100]}` does not exist", "model", "model_not_found")
         except APIError as e: return error(e)
 
-    app.state.chat = dict(authenticate=authenticate, throttle=throttle, record=record, prepare=prepare, error=error)
+    app.state.chat = dict(authenticate=authenticate, throttle=throttle, record=record, prepare=prepare, error=error, read_body=_read_body)
     add_chat_route(app, backends, limits)
     if any(k.tier == ADMIN for k in (keys or {}).values()): add_admin_routes(app, backends, authenticate, error)
     if ui:
@@ -453,7 +462,7 @@ def describe(app, url: str, access: str) -> str:
     "The start message: where, what is served, whether routing is on, who may call, where requests are logged."
     s, st = app.state.served, app.state
     mods = ", ".join(f"{n} (phase {m.get('phase')})" for n, m in s.modifiers.items()) or "none"
-    routing = (f"on (router {s.router}, threshold {st.threshold:.2f}{' from 6C' if s.thresholds else ', the plan default: no 6C step'})"
+    routing = (f"on (router {s.router}, threshold {st.threshold:.2f}: {st.threshold_from})"
                if st.router is not None else "off (no done 6A step): a request reaches a modifier only by naming it as `model`")
     modes = ", ".join(f"{m} ({s.base if m == 'balanced' else s.modes[m]})" for m in st.backends)
     lines = [f"base: {s.base_name} ({s.base / 'model.gguf'})", f"modifiers: {mods}", f"modes: {modes}",

@@ -76,6 +76,14 @@ def test_chat_and_forced_modifier(open_server):
     print(f"one 8-token request on the fixture, over HTTP: {secs * 1000:.0f} ms")
     assert [(x.id, x.parent) for x in client(url).models.list()] == [("tiny", None), ("tiny:turbo", "tiny"), ("reasoning", "tiny")]
 
+def test_sampling_seed(open_server):
+    "Without a seed each request is a new sample (no fixed default seed); a given seed gives the same text again."
+    _, url = open_server
+    say = lambda **kw: client(url).chat.completions.create(model="tiny", messages=MSG, max_tokens=12, temperature=1.5, **kw).choices[0].message.content
+    unseeded = {say() for _ in range(4)}
+    assert len(unseeded) > 1, unseeded
+    assert say(seed=7) == say(seed=7)
+
 def test_each_mode(open_server):
     _, url = open_server
     say = lambda **kw: client(url).chat.completions.create(messages=MSG, max_tokens=6, temperature=0, **kw)
@@ -100,11 +108,10 @@ def test_stream_with_usage(open_server):
     assert status == 200 and ctype.startswith("text/event-stream") and events[-1] == "data: [DONE]"
     assert json.loads(events[-2][6:])["usage"]["completion_tokens"] <= 4
 
-def test_a_real_router_picks_the_modifier(served, backend, tmp_path):
-    "6A's own Router (a TF-IDF one fitted here on two template families, saved and loaded as 6A does) in front of the server."
-    import dataclasses
-    from modforge_nb.router import fit_router, load_router, save_router
-    from modforge_nb.server import make_app
+def _tiny_router(folder):
+    """6A's own Router: a TF-IDF one fitted on two template families (reasoning puzzles, general chat), saved as 6A does.
+    Its modifier map is empty, as when 6A runs before the modifiers are built (Phase 2's always are)."""
+    from modforge_nb.router import fit_router, save_router
     people, things = ["Tom", "Ana", "Raj", "Mei", "Olu", "Ida"], ["apples", "coins", "books", "pens", "cards"]
     puzzles = [(f"If {p} has {i} {t} and gets {j} more, how many {t} does {p} have?", "reasoning", f"r{k % 6}")
                for k, (p, t, i, j) in enumerate((p, t, i, j) for p in people for t in things for i, j in ((2, 3), (5, 7)))]
@@ -112,28 +119,63 @@ def test_a_real_router_picks_the_modifier(served, backend, tmp_path):
              ["Tell me a joke about", "Write a short poem about", "Say something nice about", "Describe the smell of", "Chat with me about"]
              for x in ["cats", "the sea", "autumn", "coffee", "trains", "music"])]
     texts, labels, groups = map(list, zip(*(puzzles + chats)))
-    router, _ = fit_router("tfidf", texts, labels, ["reasoning", "general"], groups, modifiers={"reasoning": "reasoning"})
-    folder = save_router(router, tmp_path / "router")
-    app = make_app(dataclasses.replace(served, router=folder, modifiers=dict(served.modifiers)), backend, routing_threshold=0.6)
-    assert type(app.state.router.obj).__name__ == "Router"
+    router, _ = fit_router("tfidf", texts, labels, ["reasoning", "general"], groups, modifiers={})
+    return save_router(router, folder)
+
+PUZZLE = "If Zoe has 4 pens and gets 6 more, how many pens does Zoe have?"
+
+def test_a_real_router_picks_the_modifier(served, backend, tmp_path):
+    """The server picks the modifier it serves for the routed domain (the router's map is empty), at 6C's routing-only
+    threshold (not the joint one); the log's routed answers, rated through /v1/feedback, feed adaptive.update_thresholds."""
+    import dataclasses
+    from modforge_nb.adaptive import update_thresholds
+    from modforge_nb.serve_access import logged_interactions
+    from modforge_nb.server import make_app
+    folder = _tiny_router(tmp_path / "router")
+    thresholds = {"routing": 0.99, "routing_only": {"routing": 0.6}, "escalation": {"signal": "agreement", "threshold": 0.5}}
+    app = make_app(dataclasses.replace(served, router=folder, modifiers=dict(served.modifiers), thresholds=thresholds), backend,
+                   log=tmp_path / "requests.sqlite")
+    assert type(app.state.router.obj).__name__ == "Router" and app.state.threshold == 0.6
     with _start(app) as st:
         ask = lambda text: client(st.url).chat.completions.create(model="tiny", messages=[{"role": "user", "content": text}], max_tokens=4)
-        r = ask("If Zoe has 4 pens and gets 6 more, how many pens does Zoe have?")
+        r = ask(PUZZLE)
         assert (r.modforge["domain"], r.modforge["modifier"], r.model) == ("reasoning", "reasoning", "reasoning"), r.modforge
         assert r.modforge["confidence"] >= 0.6 and r.modforge["route"] == "routed (confidence >= 0.60)"
         g = ask("Tell me a joke about dogs")
         assert (g.modforge["domain"], g.modforge["modifier"], g.model) == ("general", None, "tiny"), g.modforge
+        client(st.url).chat.completions.create(model="reasoning", messages=MSG, max_tokens=2)    # named: no routing decision
+        status, _, _ = raw_post(st.url, json.dumps({"id": r.id, "rating": -1}).encode(), "/v1/feedback"); assert status == 200
+    its = logged_interactions(tmp_path / "requests.sqlite")
+    assert its == [{"domain": "reasoning", "confidence": r.modforge["confidence"], "escalated": False, "feedback": "down"},
+                   {"domain": "general", "confidence": g.modforge["confidence"], "escalated": False, "feedback": None}], its
+    new, report = update_thresholds({"reasoning": 0.6, "general": 0.6}, its)
+    assert new == {"reasoning": 0.6, "general": 0.6} and report["reasoning"]["evidence"] == 1   # too little evidence to move
+
+def test_route_cli_names_the_served_modifier(served, tmp_path):
+    "`modforge route RUN`: the modifier the run serves for the routed domain (its 3x step), though the router's map is empty."
+    from modforge_nb.fsutil import artifact_digest
+    from modforge_nb.runs import Run
+    run = Run.open(_hand_run(tmp_path, served))
+    n, sha = artifact_digest(_tiny_router(run.path / "6A" / "router"))
+    run.update(lambda m: m["steps"].__setitem__("6A", {"status": "done", "kind": "6A", "artifacts": {"router": {"path": "6A/router", "bytes": n, "sha256": sha}}}))
+    queries = "".join(json.dumps({"text": t}) + "\n" for t in (PUZZLE, "Tell me a joke about dogs"))
+    p = subprocess.run([str(MODFORGE), "route", str(run.path), "--jsonl", "-"], input=queries, capture_output=True, text=True,
+                       env=env(), cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    got = [json.loads(l) for l in p.stdout.splitlines()]
+    assert [(x["domain"], x["modifier"]) for x in got] == [("reasoning", "reasoning"), ("general", None)], got
 
 def test_refusals_keep_serving(open_server):
     _, url = open_server
     with pytest.raises(openai.NotFoundError) as e: client(url).chat.completions.create(model="gpt-4", messages=MSG)
     assert e.value.body["code"] == "model_not_found"
-    for body, status, code in [(b"{not json", 400, "invalid_json"), (b'{"model": "tiny", "messages": []}', 400, "empty_array"),
-                               (json.dumps({"model": "tiny", "messages": MSG, "max_tokens": "x"}).encode(), 400, "invalid_value"),
-                               (json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "go " * 600}]}).encode(), 400,
-                                "context_length_exceeded"),
-                               (b"x" * (10 << 20), 413, "request_too_large")]:
-        got, ctype, raw = raw_post(url, body)
+    for body, status, code, *path in [(b"{not json", 400, "invalid_json"), (b'{"model": "tiny", "messages": []}', 400, "empty_array"),
+                                      (json.dumps({"model": "tiny", "messages": MSG, "max_tokens": "x"}).encode(), 400, "invalid_value"),
+                                      (json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "go " * 600}]}).encode(), 400,
+                                       "context_length_exceeded"),
+                                      (b"x" * (10 << 20), 413, "request_too_large"),
+                                      (b"x" * (2 << 20), 413, "request_too_large", "/v1/feedback")]:   # feedback takes 64 KiB
+        got, ctype, raw = raw_post(url, body, *path)
         assert (got, ctype, json.loads(raw)["error"]["code"]) == (status, "application/json", code), raw[:300]
         ok = client(url).chat.completions.create(model="tiny", messages=MSG, max_tokens=2)   # and the next request is served
         assert ok.usage.completion_tokens >= 1
