@@ -98,7 +98,7 @@ def gen_units(rng, split):
     return f"Convert {_fmt(v)} {a} to {b}.", f"1 {a} = {f} {b}, so {_fmt(v)} {a} = {out} {b}. The answer is {out}.", {"kind": "number", "value": float(out)}
 
 def gen_stoichiometry(rng, split):
-    eq, r, cr, p, cp, M = rng.choice(REACTIONS); n = rng.randint(1, 9) * cr
+    eq, r, cr, p, cp, M = rng.choice(REACTIONS); n = rng.randint(1, 40) * cr   # 200 distinct questions: 9 a reaction starved the train split
     g = n * cp // cr * M
     q = f"In the reaction {eq}, how many grams of {p} form from {n} mol of {r}? The molar mass of {p} is {M} g/mol."
     return q, f"{n} mol {r} gives {n * cp // cr} mol {p}, times {M} g/mol = {g} g. The answer is {g}.", {"kind": "number", "value": g}
