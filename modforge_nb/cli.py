@@ -13,7 +13,8 @@ from .runs import (Run, RunError, StepFailed, RUN_ID_RULE, check_run_id, current
 from .fsutil import artifact_digest
 
 # %% auto #0
-__all__ = ['EPILOG', 'parser', 'cmd_status', 'cmd_list', 'cmd_modifiers', 'cmd_teacher_serve', 'cmd_serve', 'cmd_route', 'main']
+__all__ = ['EPILOG', 'parser', 'cmd_status', 'cmd_list', 'cmd_modifiers', 'cmd_teacher_serve', 'cmd_serve', 'cmd_keys',
+           'cmd_route', 'main']
 
 # %% ../nbs/07_cli.ipynb #abc8ab6a
 EPILOG = """examples:
@@ -28,6 +29,8 @@ EPILOG = """examples:
   modforge teacher serve --port 8765  an OpenAI-compatible teacher on 127.0.0.1 from the default config's model
   modforge modifiers default --domains code,reasoning   build those domains' modifiers on run default's served base
   modforge serve default                an OpenAI-compatible API on 127.0.0.1:8000 routing each request to a modifier
+  modforge serve default --profile mvp --keys ~/.modforge/keys.yaml   the Phase 1 modifiers only, API keys required
+  modforge keys add alice --tier starter --file ~/.modforge/keys.yaml  a key (its hash stored; the secret printed once)
   modforge route default "Write a haiku about rain"     route one query with run default's router (step 6A): one JSON object
   modforge route default --jsonl queries.jsonl          one {"text": ...} a line in, one answer a line out, in order ('-': stdin)
 steps: """ + ", ".join(f"{k} ({v})" for k, v in STEP_NOTEBOOKS.items())
@@ -90,6 +93,17 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--escalate-to", default=None, metavar="URL", help="the escalation tier: an OpenAI-compatible base_url (e.g. "
                     "`modforge teacher serve`'s http://127.0.0.1:8765/v1; key from $MODFORGE_ESCALATE_KEY); default: none")
     sv.add_argument("--escalate-model", default=None, metavar="NAME", help="its model (default: the first it lists)")
+    sv.add_argument("--profile", default="complete", help="which modifiers to load: minimal (base only), mvp (Phase 1), developer, "
+                    "academic, professional, complete (every one the run built; default); see modforge_nb.serve_backend.PROFILES")
+    sv.add_argument("--contexts", type=int, default=2, help="llama.cpp contexts per mode: requests decoding at once (default 2)")
+    ks = sub.add_parser("keys", help="API keys for `modforge serve --keys FILE`: stored hashed; a new key's secret is shown once"
+                        ).add_subparsers(dest="keys_cmd", required=True)
+    ka = ks.add_parser("add", help="make a key, append its hash to the keys file, print its secret")
+    ka.add_argument("name"); ka.add_argument("--tier", required=True, help="free, starter, pro, enterprise, or admin (manages /admin)")
+    ka.add_argument("--rpm", type=float, default=None, help="requests a minute (default: the tier's)")
+    ka.add_argument("--modifiers", default=None, help="pro keys: up to 5 modifier names, comma-separated")
+    kl = ks.add_parser("list", help="the keys file's key names and tiers (never secrets)")
+    for k in (ka, kl): k.add_argument("--file", default=None, help="the keys file (default: $MODFORGE_KEYS)")
     return p
 
 # %% ../nbs/07_cli.ipynb #735ae40e
@@ -214,7 +228,9 @@ def cmd_serve(args) -> int:
     from modforge_nb.server import describe, make_app
     bad = [m for m in args.mode if "=" not in m or "/" not in m.partition("=")[2]]
     if bad: raise ValueError(f"--mode {bad[0]!r}: give MODE=STEP/ARTIFACT, e.g. --mode turbo=2C/gguf-q4_k_m")
+    from modforge_nb.serve_backend import apply_profile
     cfg, served = run.config(), load_served(run.path, modes=dict(m.split("=", 1) for m in args.mode))
+    served = apply_profile(served, args.profile)
     escalation = None
     if args.escalate_to:
         import openai
@@ -225,10 +241,27 @@ def cmd_serve(args) -> int:
                                                                        "is it running? (or give --escalate-model)") from None
         escalation = OpenAIBackend(args.escalate_to, model, key)
     app = make_app(served, keys=keys, log=args.log or run.path / "serve" / "requests.sqlite", n_ctx=args.ctx,
-                   threads=args.threads or cfg.gguf.threads or set_threads(cfg.runtime.threads), escalation=escalation)
+                   threads=args.threads or cfg.gguf.threads or set_threads(cfg.runtime.threads), escalation=escalation,
+                   contexts=args.contexts)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"modforge serve: run {run.id} ({run.path})\n" + describe(app, f"http://{host}:{args.port}", access), flush=True)
+    print(f"modforge serve: run {run.id} ({run.path}), profile {args.profile}, {args.contexts} contexts a mode\n"
+          + describe(app, f"http://{host}:{args.port}", access), flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+def cmd_keys(args) -> int:
+    "`modforge keys add NAME --tier T` / `modforge keys list`: the keys file of `modforge serve --keys`."
+    import os
+    from modforge_nb.serve_access import add_key, load_keys
+    path = args.file or os.environ.get("MODFORGE_KEYS")
+    if not path: raise ValueError("give --file FILE or set $MODFORGE_KEYS (keep the keys file outside the repository)")
+    if args.keys_cmd == "list":
+        for k in sorted(load_keys(path).values(), key=lambda k: k.name):
+            print(f"{k.name}\t{k.tier}" + (f"\trpm {k.rpm:g}" if k.rpm else "") + (f"\tmodifiers {','.join(k.modifiers)}" if k.modifiers else ""))
+        return 0
+    mods = [m.strip() for m in args.modifiers.split(",") if m.strip()] if args.modifiers else None
+    secret = add_key(path, args.name, args.tier, modifiers=mods, rpm=args.rpm)
+    print(f"key {args.name!r} ({args.tier}) added to {path} (its sha256 only). The secret, shown this once:\n{secret}")
     return 0
 
 # %% ../nbs/07_cli.ipynb #c097ab2f
@@ -298,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "teacher": return cmd_teacher_serve(args)
         if args.cmd == "route": return cmd_route(args)
         if args.cmd == "serve": return cmd_serve(args)
+        if args.cmd == "keys": return cmd_keys(args)
         if args.cmd == "unpack":
             from modforge_nb.pack import unpack_file, PackError
             try: sha, n = unpack_file(args.packed, args.output, force=args.force)

@@ -128,10 +128,11 @@ def gguf_tensor_stats(path: str | Path) -> dict:
 
 # %% ../nbs/09_llamacpp.ipynb #b409e5dd
 class GGUFModel:
-    def __init__(self, path: str | Path, n_ctx: int = 1024, threads: int = 1, seed: int = 0):
+    def __init__(self, path: str | Path, n_ctx: int = 1024, threads: int = 1, seed: int = 0, logits_all: bool = True):
+        "`logits_all`: keep every position's logits (scoring needs them; a server that only samples does not)."
         from llama_cpp import Llama
         self.path = Path(path)
-        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=min(512, n_ctx), logits_all=True,
+        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=min(512, n_ctx), logits_all=logits_all,
                          n_threads=threads, n_threads_batch=threads, seed=seed, verbose=False)
         self.n_ctx, self.threads = n_ctx, threads
 

@@ -28,8 +28,9 @@ def lora_to_gguf(adapter: str | Path, base: str | Path, out: str | Path, outtype
 # %% ../nbs/09e_lora_gguf.ipynb #b36b7d90
 class ModifiedGGUF(GGUFModel):
     "A GGUF base with GGUF LoRA modifiers {name: file}, one active at a time."
-    def __init__(self, path: str | Path, modifiers: dict[str, str | Path] | None = None, n_ctx: int = 1024, threads: int = 1, seed: int = 0):
-        super().__init__(path, n_ctx=n_ctx, threads=threads, seed=seed)
+    def __init__(self, path: str | Path, modifiers: dict[str, str | Path] | None = None, n_ctx: int = 1024, threads: int = 1,
+                 seed: int = 0, logits_all: bool = True):
+        super().__init__(path, n_ctx=n_ctx, threads=threads, seed=seed, logits_all=logits_all)
         import llama_cpp as C
         self.C, self.files, self._lora, self.active, self.scale = C, {}, {}, None, 1.0
         try:
@@ -45,6 +46,19 @@ class ModifiedGGUF(GGUFModel):
         ptr = self.C.llama_adapter_lora_init(self.llm._model.model, str(file).encode())
         if not ptr: raise ValueError(f"modifier {name!r}: llama.cpp could not load {file} onto {self.path.name} (a GGUF LoRA of this base?)")
         self._lora[name], self.files[name] = ptr, Path(file)
+
+    def remove(self, name: str):
+        "Free modifier `name` (detached first when active: llama.cpp must never apply a freed adapter)."
+        if name not in self._lora: raise KeyError(f"unknown modifier {name!r}; loaded: {sorted(self._lora) or 'none'}")
+        if self.active == name: self.use(None)
+        self.C.llama_adapter_lora_free(self._lora.pop(name)); self.files.pop(name)
+
+    def rename(self, old: str, new: str):
+        "Serve modifier `old` as `new`, freeing any modifier already called `new` (how a hot-swap lands a staged file)."
+        if old not in self._lora: raise KeyError(f"unknown modifier {old!r}; loaded: {sorted(self._lora) or 'none'}")
+        if new in self._lora: self.remove(new)
+        self._lora[new], self.files[new] = self._lora.pop(old), self.files.pop(old)
+        if self.active == old: self.active = new
 
     def use(self, name: str | None, scale: float = 1.0) -> float:
         "Make `name` the active modifier (None: the base alone); the seconds the switch took (0 when nothing changed)."

@@ -10,7 +10,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['TIERS', 'PRO_MODIFIERS', 'ADMIN', 'LOG_COLUMNS', 'FEEDBACK_WORDS', 'Tier', 'Key', 'allowed_modifiers', 'hash_key',
-           'new_key', 'load_keys', 'TokenBucket', 'RequestLog', 'logged_interactions']
+           'new_key', 'load_keys', 'add_key', 'TokenBucket', 'RequestLog', 'logged_interactions']
 
 # %% ../nbs/23a_serve_access.ipynb #0a9eab76
 @dataclass(frozen=True)
@@ -18,8 +18,9 @@ class Tier:
     name: str
     modifiers: str                  # "none", "phase1", "five" or "all"
     rpm: float | None               # requests a minute (the bucket's size and refill); None: unlimited
+    escalates: bool = True          # may a request go to the escalation tier (a paid teacher): not on the free tier
 
-TIERS = {t.name: t for t in (Tier("free", "none", 10), Tier("starter", "phase1", 60), Tier("pro", "five", 300),
+TIERS = {t.name: t for t in (Tier("free", "none", 10, escalates=False), Tier("starter", "phase1", 60), Tier("pro", "five", 300),
                              Tier("enterprise", "all", None))}
 PRO_MODIFIERS = 5
 ADMIN = "admin"                     # the keys-file tier of a key that manages the server
@@ -80,6 +81,22 @@ def load_keys(path: str | Path) -> dict[str, Key]:
         if sha in out: raise bad(f"its sha256 is also key {out[sha].name!r}'s")
         out[sha] = Key(str(name), sha, e["tier"], tuple(mods) if mods is not None else None, rpm)
     return out
+
+# %% ../nbs/23a_serve_access.ipynb #20e210e0
+def add_key(path: str | Path, name: str, tier: str, **extra) -> str:
+    "A new key `name` of `tier` in the keys file `path` (created if missing); returns its secret. `ValueError` if the name is taken."
+    import os, yaml
+    from modforge_nb.fsutil import atomic_write_text
+    path = Path(path)
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name): raise ValueError(f"key name {name!r}: use 1-64 letters, digits, _ . @ -")
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    if path.exists(): load_keys(path)                         # a broken file is reported, never overwritten
+    if name in data: raise ValueError(f"keys file {path} already has a key {name!r}: pick another name (or remove it there)")
+    secret, entry = new_key(tier, **{k: v for k, v in extra.items() if v is not None})
+    data[name] = entry
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False)); os.chmod(path, 0o600)
+    load_keys(path)                                           # what was written is a valid keys file
+    return secret
 
 # %% ../nbs/23a_serve_access.ipynb #9291c3a5
 class TokenBucket:

@@ -4,14 +4,15 @@
 
 # %% ../nbs/23_serve_backend.ipynb #145a600a
 from __future__ import annotations
-import json, secrets, threading
+import json, queue, secrets, threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
 
 # %% auto #0
-__all__ = ['MODES', 'ContextError', 'Backend', 'drain', 'stop_cut', 'LlamaCppBackend', 'Served', 'load_backend', 'load_backends',
-           'served_modifiers', 'load_served', 'tiny_served', 'OpenAIBackend']
+__all__ = ['MODES', 'PROFILES', 'ContextError', 'Backend', 'drain', 'stop_cut', 'LlamaCppBackend', 'Served', 'load_backend',
+           'load_backends', 'served_modifiers', 'load_served', 'apply_profile', 'tiny_served', 'OpenAIBackend']
 
 # %% ../nbs/23_serve_backend.ipynb #50e49199
 class ContextError(ValueError):
@@ -44,23 +45,50 @@ def stop_cut(text: str, stops, done: bool = False) -> tuple[int, bool]:
 
 # %% ../nbs/23_serve_backend.ipynb #82fb4258
 class LlamaCppBackend:
-    "The served GGUF folder (`model.gguf` + tokenizer) with GGUF LoRA `modifiers` {name: file}, in one llama.cpp context."
+    """The served GGUF folder (`model.gguf` + tokenizer) with GGUF LoRA `modifiers` {name: file}, on `contexts` llama.cpp
+    contexts: up to that many requests decode at once, each on its own context with its own modifier and KV cache."""
     def __init__(self, folder: str | Path, modifiers: dict[str, str | Path] | None = None, n_ctx: int = 2048,
-                 threads: int = 1, seed: int = 0):
+                 threads: int = 1, seed: int = 0, contexts: int = 1):
         from transformers import AutoTokenizer
         from modforge_nb.lora_gguf import ModifiedGGUF
         folder = Path(folder)
         if not (folder / "model.gguf").is_file():
             raise FileNotFoundError(f"{folder} holds no model.gguf: give a served GGUF folder (2C's or 2E's artifact)")
+        if not (isinstance(contexts, int) and 1 <= contexts <= 64):
+            raise ValueError(f"contexts={contexts!r}: give 1 to 64 (requests decoding at once; each context holds a KV cache)")
         self.tok = AutoTokenizer.from_pretrained(str(folder))
         if not self.tok.chat_template: raise ValueError(f"the tokenizer in {folder} has no chat template: it cannot serve chat")
-        self.model = ModifiedGGUF(folder / "model.gguf", modifiers, n_ctx=n_ctx, threads=threads, seed=seed)
-        C = self.model.C
-        self._vocab, self._is_eog = C.llama_model_get_vocab(self.model.llm._model.model), C.llama_vocab_is_eog
-        self.folder, self.context_length, self.seed, self.lock = folder, n_ctx, seed, threading.Lock()
+        self.pool = []
+        try:      # logits_all=False: sampling reads the last position's logits only (no vocab-wide matmul per prompt token)
+            for _ in range(contexts):
+                self.pool.append(ModifiedGGUF(folder / "model.gguf", modifiers, n_ctx=n_ctx, threads=threads, seed=seed, logits_all=False))
+        except BaseException:
+            for m in self.pool: m.close()
+            raise
+        self.model, self._idle, self._swap = self.pool[0], queue.Queue(), threading.Lock()
+        for m in self.pool: self._idle.put(m)
+        self.folder, self.context_length, self.seed = folder, n_ctx, seed
         self.modifiers = list(self.model.files)
 
-    def __repr__(self): return f"LlamaCppBackend({self.folder}, modifiers={self.modifiers})"
+    def __repr__(self): return f"LlamaCppBackend({self.folder}, modifiers={self.modifiers}, contexts={len(self.pool)})"
+
+    @contextmanager
+    def context(self):
+        "An idle context for one request (waits for one: queued requests are served first come, first served)."
+        m = self._idle.get()
+        try: yield m
+        finally: self._idle.put(m)
+
+    @contextmanager
+    def every_context(self):
+        "All contexts at once, once the requests on them have finished: a hot-swap lands between requests, on every context."
+        with self._swap:
+            got = []
+            try:
+                for _ in self.pool: got.append(self._idle.get())
+                yield got
+            finally:
+                for m in got: self._idle.put(m)
 
     def prompt_ids(self, messages: list[dict]) -> list[int]:
         "The conversation through the chat template, ready for the assistant's turn, as token ids."
@@ -69,12 +97,14 @@ class LlamaCppBackend:
 
     def count_tokens(self, messages: list[dict]) -> int: return len(self.prompt_ids(messages))
 
-    def close(self): self.model.close()
+    def close(self):
+        for m in self.pool: m.close()
+
 
 # %% ../nbs/23_serve_backend.ipynb #e64ea0c4
 def _stream(self: LlamaCppBackend, messages: list[dict], modifier: str | None = None, max_tokens: int = 256,
             temperature: float = 0.0, stop=(), seed: int | None = None) -> Iterator[str]:
-    "Text pieces of the completion; returns (prompt_tokens, completion_tokens). One request at a time (the lock)."
+    "Text pieces of the completion; returns (prompt_tokens, completion_tokens). One request per context at a time."
     ids, stop = self.prompt_ids(messages), [s for s in stop if s]
     room = self.context_length - len(ids)
     if room < 1: raise ContextError(f"This model's maximum context length is {self.context_length} tokens; the messages "
@@ -82,14 +112,15 @@ def _stream(self: LlamaCppBackend, messages: list[dict], modifier: str | None = 
     if modifier is not None and modifier not in self.modifiers:
         raise KeyError(f"unknown modifier {modifier!r}; loaded: {self.modifiers or 'none'}")
     n, out, text, sent = min(max_tokens, room), [], "", 0
-    with self.lock:
-        self.model.use(modifier)
-        llm = self.model.llm
+    with self.context() as m:
+        m.use(modifier)                       # KeyError when a hot-swap removed it while this request waited
+        llm, C = m.llm, m.C
+        vocab = C.llama_model_get_vocab(llm._model.model)
         llm.set_seed(secrets.randbelow(1 << 31) if seed is None else seed)    # no seed: a new sample each request
         tokens = llm.generate(ids, top_k=0, top_p=1.0, min_p=0.0, temp=temperature, repeat_penalty=1.0)
         try:
             for t in tokens:
-                if self._is_eog(self._vocab, t): break
+                if C.llama_vocab_is_eog(vocab, t): break
                 out.append(t)
                 text = self.tok.decode(out, skip_special_tokens=True)
                 end, stopped = stop_cut(text, stop)
@@ -103,6 +134,7 @@ def _stream(self: LlamaCppBackend, messages: list[dict], modifier: str | None = 
 
 LlamaCppBackend.stream = _stream
 LlamaCppBackend.generate = lambda self, *a, **kw: drain(self.stream(*a, **kw))
+
 
 # %% ../nbs/23_serve_backend.ipynb #b4a9d5e7
 @dataclass
@@ -132,16 +164,17 @@ class Served:
 
 MODES = ("turbo", "balanced", "max")
 
-def load_backend(served: Served, n_ctx: int = 2048, threads: int = 1, seed: int = 0, mode: str = "balanced") -> LlamaCppBackend:
+def load_backend(served: Served, n_ctx: int = 2048, threads: int = 1, seed: int = 0, mode: str = "balanced",
+                 contexts: int = 1) -> LlamaCppBackend:
     "The llama.cpp backend over `served`'s base (or its `mode` variant) and every modifier."
     folder = served.base if mode == "balanced" else served.modes[mode]
-    return LlamaCppBackend(folder, {n: m["gguf"] for n, m in served.modifiers.items()}, n_ctx, threads, seed)
+    return LlamaCppBackend(folder, {n: m["gguf"] for n, m in served.modifiers.items()}, n_ctx, threads, seed, contexts)
 
-def load_backends(served: Served, n_ctx: int = 2048, threads: int = 1, seed: int = 0) -> dict[str, LlamaCppBackend]:
-    "{mode: backend}: balanced (the served base), then each of `served.modes`."
+def load_backends(served: Served, n_ctx: int = 2048, threads: int = 1, seed: int = 0, contexts: int = 1) -> dict[str, LlamaCppBackend]:
+    "{mode: backend}: balanced (the served base), then each of `served.modes`, each with `contexts` contexts."
     out = {}
     try:
-        for mode in ["balanced", *served.modes]: out[mode] = load_backend(served, n_ctx, threads, seed, mode)
+        for mode in ["balanced", *served.modes]: out[mode] = load_backend(served, n_ctx, threads, seed, mode, contexts)
     except BaseException:
         for b in out.values(): b.close()
         raise
@@ -208,6 +241,27 @@ def load_served(run_path: str | Path, base_name: str | None = None, modes: dict[
         served.modes[mode] = p
     return served
 
+# %% ../nbs/23_serve_backend.ipynb #893d0885
+PROFILES = {
+    "minimal": (),                                                    # the compressed base alone: the smallest footprint
+    "mvp": ("code", "reasoning", "automation"),                       # Phase 1: what the MVP ships
+    "developer": ("code", "automation", "reasoning", "math"),         # writing and wiring software
+    "academic": ("reasoning", "math", "hard_math", "science"),        # study and research
+    "professional": ("reasoning", "automation", "finance", "creative", "code"),   # office work
+    "complete": None,                                                 # every modifier the run built
+}
+
+def apply_profile(served: Served, profile: str = "complete") -> Served:
+    "`served` with only the modifiers of `profile` (see `PROFILES`); what the profile names but the run lacks goes to `skipped`."
+    if profile not in PROFILES: raise ValueError(f"profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    want = PROFILES[profile]
+    if want is None: return served
+    from dataclasses import replace
+    mods = {n: m for n, m in served.modifiers.items() if n in want}
+    unloaded = [f"{n} (not in profile {profile})" for n in served.modifiers if n not in want]
+    missing = [f"{n} (in profile {profile}, not built by this run)" for n in want if n not in served.modifiers]
+    return replace(served, modifiers=mods, skipped=[*served.skipped, *unloaded, *missing])
+
 # %% ../nbs/23_serve_backend.ipynb #b3338691
 def tiny_served(cache: str | Path | None = None) -> Served:
     "The fixture model served as F16 GGUF (a Q8_0 as mode turbo) with one random GGUF LoRA modifier `reasoning`, built once under `cache`."
@@ -256,27 +310,27 @@ class OpenAIBackend:
     def generate(self, *a, **kw) -> tuple[str, int, int]: return drain(self.stream(*a, **kw))
 
 # %% ../nbs/23_serve_backend.ipynb #765b065d
-def _free(self: LlamaCppBackend, name: str):
-    "Detach and free modifier `name` (the lock held)."
-    m = self.model
-    if m.active == name: m.use(None)            # never free an adapter the context still applies
-    m.C.llama_adapter_lora_free(m._lora.pop(name)); m.files.pop(name)
-
 def _put_modifier(self: LlamaCppBackend, name: str, file: str | Path) -> bool:
-    "Load the GGUF LoRA `file` as modifier `name`, replacing one of that name (whether it did), between two requests."
-    m, staged = self.model, f"{name}\0staged"
-    with self.lock:
-        m.add(staged, file)                     # refused here: the old one still serves
-        replaced = name in m.files
-        if replaced: self._free(name)
-        m._lora[name], m.files[name] = m._lora.pop(staged), m.files.pop(staged)
-        self.modifiers = list(m.files)
+    "Load the GGUF LoRA `file` as modifier `name` on every context, replacing one of that name (whether it did)."
+    staged = f"{name}\0staged"
+    with self.every_context() as ms:
+        loaded = []
+        try:
+            for m in ms: m.add(staged, file); loaded.append(m)      # refused here: the old one still serves, everywhere
+        except BaseException:
+            for m in loaded: m.remove(staged)
+            raise
+        replaced = name in ms[0].files
+        for m in ms: m.rename(staged, name)
+        self.modifiers = list(ms[0].files)
     return replaced
 
 def _remove_modifier(self: LlamaCppBackend, name: str):
-    "Unload modifier `name`, between two requests."
-    with self.lock:
-        if name not in self.model.files: raise KeyError(f"unknown modifier {name!r}; loaded: {self.modifiers or 'none'}")
-        self._free(name); self.modifiers = list(self.model.files)
+    "Unload modifier `name` from every context, between two requests on each."
+    with self.every_context() as ms:
+        if name not in ms[0].files: raise KeyError(f"unknown modifier {name!r}; loaded: {self.modifiers or 'none'}")
+        for m in ms: m.remove(name)
+        self.modifiers = list(ms[0].files)
 
-LlamaCppBackend._free, LlamaCppBackend.put_modifier, LlamaCppBackend.remove_modifier = _free, _put_modifier, _remove_modifier
+LlamaCppBackend.put_modifier, LlamaCppBackend.remove_modifier = _put_modifier, _remove_modifier
+

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from fastapi import Request     # at module level: FastAPI reads the handlers' annotations from the module's names
 from .serve_backend import MODES, ContextError, Served, drain, load_backends
-from .serve_access import ADMIN, Key, RequestLog, TokenBucket, allowed_modifiers, hash_key
+from .serve_access import ADMIN, TIERS, Key, RequestLog, TokenBucket, allowed_modifiers, hash_key
 from .teacher_server import APIError, _is_int, _is_num, _kind, _messages, _no_constant
 
 # %% auto #0
@@ -174,16 +174,16 @@ def _model(name: str, parent: str | None) -> dict:
 # %% ../nbs/23b_server.ipynb #c3b3c9b1
 def make_app(served: Served, backend=None, keys: dict[str, Key] | None = None, log: str | Path | None = None, *, router=None,
              routing_threshold: float | None = None, limits: ServeLimits = ServeLimits(), n_ctx: int = 2048, threads: int = 1,
-             ui: bool = True, detector=None, escalation=None):
+             ui: bool = True, detector=None, escalation=None, contexts: int = 1):
     """The FastAPI app serving `served` through `backend`: one, or {mode: backend} with `balanced` (default: `load_backends(served,
-    n_ctx, threads)`). `keys`: {sha256: Key} (None: open); `log`: the SQLite request log's path (None: no log); `router`: default
+    n_ctx, threads, contexts=contexts)`: `contexts` requests decode at once on each). `keys`: {sha256: Key} (None: open); `log`: the SQLite request log's path (None: no log); `router`: default
     the run's (None when it has no 6A); `ui`: the chat page at /chat and POST /v1/feedback (`modforge_nb.chat_ui`); `detector`: default
     the run's (6B); `escalation`: the escalation tier's backend (e.g. `OpenAIBackend` of a teacher), None: answer locally."""
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse, Response
     from starlette.exceptions import HTTPException
     if served.base_name in served.modifiers: raise ValueError(f"the base's name {served.base_name!r} is also a modifier's: pick another base name")
-    backends = backend if isinstance(backend, dict) else {"balanced": backend} if backend else load_backends(served, n_ctx, threads)
+    backends = backend if isinstance(backend, dict) else {"balanced": backend} if backend else load_backends(served, n_ctx, threads, contexts=contexts)
     modes = [m for m in MODES if m in backends]
     if "balanced" not in backends or len(modes) < len(backends): raise ValueError(f"backends {sorted(backends)}: give balanced, and only {MODES}")
     router = _Locked(router if router is not None else served.load_router())
@@ -236,6 +236,8 @@ def make_app(served: Served, backend=None, keys: dict[str, Key] | None = None, l
         "The decision and the prompt tokens; sets req['max_tokens']. Runs in a worker thread (the router and tokenizer take time)."
         d = decide(req["model"], req["messages"], served, router, threshold, key, modes, req["mode"])
         d["escalate"] = escalation_reason(req["messages"], d, detector, det_threshold, threshold)
+        if d["escalate"] and key is not None and not TIERS.get(key.tier, TIERS["free"]).escalates:
+            d["escalation_withheld"], d["escalate"] = f"{d['escalate']}; the {key.tier} tier does not escalate", None
         backend = backends[d["mode"]]
         try: n = backend.count_tokens(req["messages"])
         except Exception as e:        # a chat template that refuses these messages (jinja2): the client's error
