@@ -315,3 +315,49 @@ def test_cli_serves_a_run_and_the_log_survives_kill9(served, open_server, tmp_pa
         os.kill(p.pid, signal.SIGKILL); p.wait(10)
     rows = sqlite3.connect(run / "serve" / "requests.sqlite").execute("SELECT model, modifier, status FROM requests ORDER BY id").fetchall()
     assert rows == [("tinyrun", None, 200), ("reasoning", "reasoning", 200), ("tinyrun:turbo", None, 200)], rows
+
+def test_lm_eval_generates_through_the_server(open_server, tmp_path):
+    "lm-eval's own `local-chat-completions` model runs a generate task against the server; it scores what the server answered."
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+    app, url = open_server
+    qs = [f"What is {a} + {b}?" for a, b in [(2, 2), (3, 4), (10, 5), (7, 8)]]
+    said = client(url).chat.completions.create(model="reasoning", messages=[{"role": "user", "content": qs[0]}], max_tokens=8,
+                                               temperature=0, stop=["\n\n"]).choices[0].message.content
+    rows = [{"question": q, "answer": said if i == 0 else "no such answer"} for i, q in enumerate(qs)]  # 1 of 4 matches
+    (tmp_path / "arith.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "arith.yaml").write_text(f"""task: modforge_arith
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {tmp_path / 'arith.jsonl'}
+test_split: test
+output_type: generate_until
+doc_to_text: "{{{{question}}}}"
+doc_to_target: "{{{{answer}}}}"
+generation_kwargs:
+  until: ["\\n\\n"]
+  max_gen_toks: 8
+  temperature: 0
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+""")
+    n0 = len(app.state.log.rows())
+    out = lm_eval.simple_evaluate(model="local-chat-completions", tasks=["modforge_arith"], apply_chat_template=True, log_samples=True,
+                                  model_args=f"model=reasoning,base_url={url}/v1/chat/completions,num_concurrent=1,max_retries=1",
+                                  task_manager=TaskManager(include_path=str(tmp_path)))
+    test_rows = app.state.log.rows()[n0:]
+    assert [(r["model"], r["modifier"], r["status"]) for r in test_rows] == [("reasoning", "reasoning", 200)] * 4, test_rows
+    assert out["results"]["modforge_arith"]["exact_match,none"] == 0.25, out["results"]
+    assert out["samples"]["modforge_arith"][0]["resps"][0][0] == said
+
+def test_load_benchmark_runs_to_its_end(served, tmp_path):
+    "bench/serve_load.py, bounded and small (the real numbers: bench/RESULTS.md): every request answered, the table printed."
+    run = _hand_run(tmp_path, served)
+    p = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "bench" / "serve_load.py"), str(run), "--clients", "3",
+                        "--requests", "2", "--repeats", "1", "--decode-tokens", "8", "--max-tokens", "4", "--ctx", "512"],
+                       capture_output=True, text=True, env=env(), cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "| errors | 0 |" in p.stdout and "| load: clients x requests | 3 x 2 (6 sent" in p.stdout and "server / raw" in p.stdout, p.stdout
