@@ -290,22 +290,33 @@ def tiny_served(cache: str | Path | None = None) -> Served:
 
 # %% ../nbs/23_serve_backend.ipynb #f727da05
 class OpenAIBackend:
-    "Model `model` of the OpenAI-compatible endpoint `base_url`, as a backend with no modifiers (the escalation tier)."
-    def __init__(self, base_url: str, model: str, api_key: str = "none", context_length: int = 1 << 20, timeout: float = 120):
+    """Model `model` of the OpenAI-compatible endpoint `base_url` as a backend: the escalation tier (no modifiers), or a
+    multi-LoRA server (vLLM) whose models `modifiers` {modifier: upstream model name} apply each modifier."""
+    def __init__(self, base_url: str, model: str, api_key: str = "none", context_length: int = 1 << 20, timeout: float = 120,
+                 modifiers: dict[str, str] | None = None, streaming: bool = False):
         import openai
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=1, timeout=timeout)
-        self.base_url, self.model, self.modifiers, self.context_length = base_url, model, [], context_length
+        self.base_url, self.model, self.context_length, self.streaming = base_url, model, context_length, streaming
+        self.upstream = dict(modifiers or {}); self.modifiers = list(self.upstream)
 
-    def __repr__(self): return f"OpenAIBackend({self.base_url}, {self.model!r})"
+    def __repr__(self): return f"OpenAIBackend({self.base_url}, {self.model!r}" + (f", modifiers={self.modifiers})" if self.modifiers else ")")
     def count_tokens(self, messages: list[dict]) -> int: return 1 + sum(len(m["content"]) for m in messages) // 4
 
     def stream(self, messages: list[dict], modifier: str | None = None, max_tokens: int = 256, temperature: float = 0.0,
                stop=(), seed: int | None = None) -> Iterator[str]:
-        if modifier is not None: raise KeyError(f"unknown modifier {modifier!r}: {self.model} at {self.base_url} has none")
-        r = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens, temperature=temperature,
-                                                **({"stop": list(stop)} if stop else {}), **({"seed": seed} if seed is not None else {}))
-        if text := r.choices[0].message.content or "": yield text
-        return (r.usage.prompt_tokens, r.usage.completion_tokens) if r.usage else (self.count_tokens(messages), 0)
+        if modifier is not None and modifier not in self.upstream:
+            raise KeyError(f"unknown modifier {modifier!r}: {self.model} at {self.base_url} has {self.modifiers or 'none'}")
+        kw = dict(model=self.upstream[modifier] if modifier else self.model, messages=messages, max_tokens=max_tokens,
+                  temperature=temperature, **({"stop": list(stop)} if stop else {}), **({"seed": seed} if seed is not None else {}))
+        if not self.streaming:
+            r = self.client.chat.completions.create(**kw)
+            if text := r.choices[0].message.content or "": yield text
+            return (r.usage.prompt_tokens, r.usage.completion_tokens) if r.usage else (self.count_tokens(messages), 0)
+        usage = None
+        for ch in self.client.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True}):
+            if ch.choices and ch.choices[0].delta.content: yield ch.choices[0].delta.content
+            usage = ch.usage or usage
+        return (usage.prompt_tokens, usage.completion_tokens) if usage else (self.count_tokens(messages), 0)
 
     def generate(self, *a, **kw) -> tuple[str, int, int]: return drain(self.stream(*a, **kw))
 

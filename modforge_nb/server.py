@@ -290,6 +290,8 @@ def make_app(served: Served, backend=None, keys: dict[str, Key] | None = None, l
 
     app.state.chat = dict(authenticate=authenticate, throttle=throttle, record=record, prepare=prepare, error=error, read_body=_read_body)
     add_chat_route(app, backends, limits)
+    from modforge_nb.dashboard import add_dashboard_routes
+    add_dashboard_routes(app)        # GET /dashboard, /dashboard.json (an admin key when the server has keys)
     if any(k.tier == ADMIN for k in (keys or {}).values()): add_admin_routes(app, backends, authenticate, error)
     if ui:
         from modforge_nb.chat_ui import add_chat_ui
@@ -472,5 +474,6 @@ def describe(app, url: str, access: str) -> str:
              f"escalation: {st.escalation if st.escalation is not None else 'none (escalations are answered locally, and logged)'}"
              + (f"; follow-up detector {s.detector}" if st.router is not None and s.detector else ""), f"access: {access}",
              f"request log: {st.log.path if st.log else 'none'}", f"chat page: {url}/chat",
+             f"dashboard: {url}/dashboard" + (" (admin key; a browser asks for it as the password)" if st.keys else ""),
              f"OpenAI base_url: {url}/v1  models: {', '.join([s.base_name, *s.modifiers])}  (Ctrl-C stops)"]
     return "\n".join(lines)

@@ -361,3 +361,20 @@ def test_load_benchmark_runs_to_its_end(served, tmp_path):
                        capture_output=True, text=True, env=env(), cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert "| errors | 0 |" in p.stdout and "| load: clients x requests | 3 x 2 (6 sent" in p.stdout and "server / raw" in p.stdout, p.stdout
+
+def test_the_router_in_front_of_a_multi_lora_server(served, open_server, tmp_path):
+    """`OpenAIBackend` with modifiers: ModForge (router, keys, log) in front of an OpenAI server that applies a LoRA by model
+    name, as vLLM's `--lora-modules` does; here the upstream is the first test server, which follows the same convention."""
+    from modforge_nb.serve_backend import OpenAIBackend
+    from modforge_nb.server import make_app
+    up = open_server[1]
+    front = make_app(served, OpenAIBackend(up + "/v1", "tiny", modifiers={"reasoning": "reasoning"}, streaming=True),
+                     log=tmp_path / "front.sqlite", ui=False)
+    with _start(front) as st:
+        direct = client(up).chat.completions.create(model="reasoning", messages=MSG, temperature=0, max_tokens=12).choices[0].message.content
+        r = client(st.url).chat.completions.create(model="reasoning", messages=MSG, temperature=0, max_tokens=12)
+        assert (r.choices[0].message.content, r.modforge["modifier"], r.usage.completion_tokens > 0) == (direct, "reasoning", True)
+        chunks = list(client(st.url).chat.completions.create(model="reasoning", messages=MSG, temperature=0, max_tokens=12, stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == direct and len(chunks) > 4
+        with pytest.raises(openai.NotFoundError): client(st.url).chat.completions.create(model="code", messages=MSG)
+    assert [r["modifier"] for r in front.state.log.rows()] == ["reasoning", "reasoning", None]
