@@ -96,6 +96,14 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--profile", default="complete", help="which modifiers to load: minimal (base only), mvp (Phase 1), developer, "
                     "academic, professional, complete (every one the run built; default); see modforge_nb.serve_backend.PROFILES")
     sv.add_argument("--contexts", type=int, default=2, help="llama.cpp contexts per mode: requests decoding at once (default 2)")
+    sv.add_argument("--backend", choices=["llamacpp", "transformers", "openai"], default="llamacpp", help="llamacpp: the served GGUF "
+                    "and the modifiers' GGUF LoRAs (default); transformers: the same weights dequantized once into RUN/serve/, with the "
+                    "modifiers' PEFT adapters (transformers + peft, on runtime.device); openai: an upstream multi-LoRA server (vLLM "
+                    "--enable-lora --lora-modules NAME=PEFT ...) at --upstream, each modifier its model of the same name")
+    sv.add_argument("--weights", choices=["served", "exported"], default="served", help="--backend transformers: 'served' (the served "
+                    "GGUF dequantized: what the modifiers were trained on) or 'exported' (the checkpoint the served GGUF was exported from)")
+    sv.add_argument("--upstream", default=None, metavar="URL", help="--backend openai: the upstream's base_url (key from $MODFORGE_UPSTREAM_KEY)")
+    sv.add_argument("--upstream-model", default=None, metavar="NAME", help="--backend openai: the upstream's base model (default: the first it lists)")
     ks = sub.add_parser("keys", help="API keys for `modforge serve --keys FILE`: stored hashed; a new key's secret is shown once"
                         ).add_subparsers(dest="keys_cmd", required=True)
     ka = ks.add_parser("add", help="make a key, append its hash to the keys file, print its secret")
@@ -228,6 +236,10 @@ def cmd_serve(args) -> int:
     from modforge_nb.server import describe, make_app
     bad = [m for m in args.mode if "=" not in m or "/" not in m.partition("=")[2]]
     if bad: raise ValueError(f"--mode {bad[0]!r}: give MODE=STEP/ARTIFACT, e.g. --mode turbo=2C/gguf-q4_k_m")
+    if args.backend != "llamacpp" and args.mode:
+        raise ValueError(f"--mode serves other GGUF variants of the base through llama.cpp; --backend {args.backend} serves the base alone: drop --mode")
+    if args.weights != "served" and args.backend != "transformers": raise ValueError("--weights is for --backend transformers")
+    if (args.backend == "openai") != bool(args.upstream): raise ValueError("--backend openai needs --upstream URL, and --upstream needs --backend openai")
     from modforge_nb.serve_backend import apply_profile
     cfg, served = run.config(), load_served(run.path, modes=dict(m.split("=", 1) for m in args.mode))
     served = apply_profile(served, args.profile)
@@ -240,7 +252,24 @@ def cmd_serve(args) -> int:
         except (openai.OpenAIError, IndexError) as e: raise ValueError(f"--escalate-to {args.escalate_to}: cannot list its models ({e}); "
                                                                        "is it running? (or give --escalate-model)") from None
         escalation = OpenAIBackend(args.escalate_to, model, key)
-    app = make_app(served, keys=keys, log=args.log or run.path / "serve" / "requests.sqlite", n_ctx=args.ctx,
+    backend = None                                   # llama.cpp: make_app loads one backend per mode
+    if args.backend == "transformers":
+        from modforge_nb.peft_backend import load_transformers_backend
+        backend = load_transformers_backend(served, n_ctx=args.ctx, threads=args.threads or set_threads(cfg.runtime.threads),
+                                            weights=args.weights, device=cfg.runtime.device)
+    if args.backend == "openai":
+        from modforge_nb.serve_backend import OpenAIBackend
+        key = os.environ.get("MODFORGE_UPSTREAM_KEY", "none")
+        import openai
+        try: up = openai.OpenAI(base_url=args.upstream, api_key=key, max_retries=0).models.list().data
+        except openai.OpenAIError as e: raise ValueError(f"--upstream {args.upstream}: cannot list its models ({e}); is it running?") from None
+        names = [x.id for x in up]
+        if missing := [n for n in served.modifiers if n not in names]:
+            raise ValueError(f"--upstream {args.upstream} serves no model {missing[0]!r} (it has {', '.join(names)}): start it with "
+                             f"--lora-modules {missing[0]}=RUN/<step>/modifier-{missing[0]}/peft, or serve a --profile without it")
+        backend = OpenAIBackend(args.upstream, args.upstream_model or names[0], key, args.ctx, modifiers={n: n for n in served.modifiers},
+                                streaming=True)
+    app = make_app(served, backend, keys=keys, log=args.log or run.path / "serve" / "requests.sqlite", n_ctx=args.ctx,
                    threads=args.threads or cfg.gguf.threads or set_threads(cfg.runtime.threads), escalation=escalation,
                    contexts=args.contexts)
     host = f"[{args.host}]" if ":" in args.host else args.host

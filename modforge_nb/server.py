@@ -470,6 +470,7 @@ def describe(app, url: str, access: str) -> str:
                if st.router is not None else "off (no done 6A step): a request reaches a modifier only by naming it as `model`")
     modes = ", ".join(f"{m} ({s.base if m == 'balanced' else s.modes[m]})" for m in st.backends)
     lines = [f"base: {s.base_name} ({s.base / 'model.gguf'})", f"modifiers: {mods}", f"modes: {modes}",
+             f"backend: {st.backends['balanced']!r}",
              *[f"  not served: {w}" for w in s.skipped], f"routing: {routing}",
              f"escalation: {st.escalation if st.escalation is not None else 'none (escalations are answered locally, and logged)'}"
              + (f"; follow-up detector {s.detector}" if st.router is not None and s.detector else ""), f"access: {access}",
