@@ -19,7 +19,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run run-phase2 serve test check-sync sync lab docs clean-venv
+.PHONY: setup run run-phase2 serve decision costs test check-sync sync lab docs clean-venv
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,10 +57,20 @@ run-phase2: run
 	$(BIN)/papermill nbs/phase2/modifiers_batch.ipynb runs/$(RUN_ID)/notebooks/phase2_batch.ipynb -p run_dir runs/$(RUN_ID) -k python3 --cwd nbs/phase2
 	@echo "executed batch notebook: runs/$(RUN_ID)/notebooks/phase2_batch.ipynb; report: runs/$(RUN_ID)/report/report.md"
 
-## the served system of runs/$(RUN_ID) on http://127.0.0.1:$(PORT)/v1 (OpenAI API) and /chat (after `make run`)
+## the deployed run (runs/deployed: the last run whose gates passed, step 8) on http://127.0.0.1:$(PORT)/v1 (OpenAI API)
+## and /chat; SERVE=<run id> serves another run
 PORT ?= 8000
+SERVE ?= deployed
 serve: setup
-	$(BIN)/modforge serve $(RUN_ID) --port $(PORT)
+	$(BIN)/modforge serve $(SERVE) --port $(PORT)
+
+## the decision after Phase 1, from the run's request log (after `make serve` has logged traffic)
+decision: setup
+	$(BIN)/papermill nbs/phase2/decision_report.ipynb runs/$(RUN_ID)/notebooks/decision_report.ipynb -p run_dir runs/$(RUN_ID) -k python3 --cwd nbs/phase2
+
+## teacher spend and wall time per step against the configured estimates
+costs: setup
+	$(BIN)/papermill nbs/phase2/cost_report.ipynb runs/$(RUN_ID)/notebooks/cost_report.ipynb -p run_dir runs/$(RUN_ID) -k python3 --cwd nbs/phase2
 
 ## every test: notebooks (nbdev_test, fixture model) then pytest (papermill runs, CLI, bad input, SmolLM2)
 # Step notebooks not marked `standalone_test` in the registry (modforge_nb.steps) are skipped by nbdev_test: opened alone,

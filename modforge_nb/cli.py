@@ -31,6 +31,8 @@ EPILOG = """examples:
   modforge serve default                an OpenAI-compatible API on 127.0.0.1:8000 routing each request to a modifier
   modforge serve default --profile mvp --keys ~/.modforge/keys.yaml   the Phase 1 modifiers only, API keys required
   modforge keys add alice --tier starter --file ~/.modforge/keys.yaml  a key (its hash stored; the secret printed once)
+  modforge deploy space default space/default   a Hugging Face Space folder serving run default (runs here: .venv/bin/python space/default/app.py --port 8001)
+  modforge deploy push space/default --repo-id me/modforge   upload it as a Docker Space (token: $HF_TOKEN; needs internet)
   modforge route default "Write a haiku about rain"     route one query with run default's router (step 6A): one JSON object
   modforge route default --jsonl queries.jsonl          one {"text": ...} a line in, one answer a line out, in order ('-': stdin)
 steps: """ + ", ".join(f"{k} ({v})" for k, v in STEP_NOTEBOOKS.items())
@@ -79,7 +81,8 @@ def parser() -> argparse.ArgumentParser:
     ts.add_argument("--model", default=None, help="an HF checkpoint folder instead of the config's model")
     ts.add_argument("--host", default="127.0.0.1"); ts.add_argument("--port", type=int, default=8765)
     sv = sub.add_parser("serve", help="serve a run as an OpenAI-compatible API, each request routed to a modifier (until Ctrl-C)")
-    sv.add_argument("run", help="a run id (in runs/) or a run folder path, with its served GGUF (2C) and any modifiers (3x)")
+    sv.add_argument("run", nargs="?", default="deployed", help="a run id (in runs/) or a run folder path, with its served GGUF (2C) "
+                    "and any modifiers (3x); default: the deployed run (runs/deployed, moved by step 8 when its gates pass)")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback; another needs --keys or --allow-open-bind)")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--keys", default=None, metavar="FILE", help="API keys file (YAML/JSON: name -> {sha256, tier}); default "
@@ -112,6 +115,8 @@ def parser() -> argparse.ArgumentParser:
     ka.add_argument("--modifiers", default=None, help="pro keys: up to 5 modifier names, comma-separated")
     kl = ks.add_parser("list", help="the keys file's key names and tiers (never secrets)")
     for k in (ka, kl): k.add_argument("--file", default=None, help="the keys file (default: $MODFORGE_KEYS)")
+    from modforge_nb.deploy import add_deploy_parser
+    add_deploy_parser(sub)                              # deploy space RUN OUT [--push], deploy push OUT (modforge_nb.deploy)
     return p
 
 # %% ../nbs/07_cli.ipynb #735ae40e
@@ -226,6 +231,9 @@ def cmd_serve(args) -> int:
     keys_file = args.keys or os.environ.get("MODFORGE_KEYS")
     keys = load_keys(keys_file) if keys_file else None
     access = check_bind(args.host, keys is not None, args.allow_open_bind)
+    if args.run == "deployed" and not (_runs_dir(args) / "deployed").exists():
+        raise RunError(f"no run is deployed yet ({_runs_dir(args) / 'deployed'} does not exist): a run is deployed when its quality "
+                       "gates pass (step 8, the end of `make run`); or name a run: `modforge serve RUN`")
     run = _open(args)
     try: check_port(args.host, args.port)            # before the model load: a taken port fails at once
     except BindError as e:
@@ -361,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "route": return cmd_route(args)
         if args.cmd == "serve": return cmd_serve(args)
         if args.cmd == "keys": return cmd_keys(args)
+        if args.cmd == "deploy":
+            from modforge_nb.deploy import cmd_deploy
+            return cmd_deploy(args, _open)
         if args.cmd == "unpack":
             from modforge_nb.pack import unpack_file, PackError
             try: sha, n = unpack_file(args.packed, args.output, force=args.force)

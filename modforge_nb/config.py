@@ -13,14 +13,15 @@ from .steps import STEP_NOTEBOOKS, STEP_INPUTS, GATED_STEPS, ROW_HUMANEVAL, TEAC
 
 # %% auto #0
 __all__ = ['Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'LocalTask', 'GGUF_FILE_TYPES', 'GGUF_TENSOR_TYPES',
-           'RESULT_RUNTIME_KEYS', 'Strict', 'StepInstance', 'RunSection', 'FixtureSpec', 'ModelSection',
-           'RuntimeSection', 'PerplexityEval', 'HumanEvalSpec', 'EvalSection', 'VocabSection', 'Gate',
-           'CalibrationData', 'TrimSection', 'PruneSection', 'QuantizeSection', 'ImatrixSpec', 'MixMove', 'MixSection',
-           'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec', 'SFTSection', 'TeachingSection',
-           'FailuresSection', 'DistillSection', 'RecoverySection', 'ModifierSection', 'TeacherTier', 'RouterSection',
-           'EscalationSection', 'ThresholdsSection', 'SelfConsistencySection', 'AdaptiveSection', 'eval_figures',
-           'gate_problems', 'Config', 'ConfigError', 'validate_config', 'apply_override', 'read_config_file',
-           'merge_config', 'load_config', 'config_to_yaml', 'config_fingerprint']
+           'GGUFFileType', 'PLACEHOLDER_ESTIMATES', 'RESULT_RUNTIME_KEYS', 'Strict', 'StepInstance', 'RunSection',
+           'FixtureSpec', 'ModelSection', 'RuntimeSection', 'PerplexityEval', 'HumanEvalSpec', 'EvalSection',
+           'VocabSection', 'Gate', 'CalibrationData', 'TrimSection', 'PruneSection', 'QuantizeSection', 'ImatrixSpec',
+           'MixMove', 'MixSection', 'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec',
+           'SFTSection', 'TeachingSection', 'FailuresSection', 'DistillSection', 'RecoverySection', 'ModifierSection',
+           'TeacherTier', 'RouterSection', 'EscalationSection', 'ThresholdsSection', 'SelfConsistencySection',
+           'AdaptiveSection', 'ModesSection', 'DecisionSection', 'CostEstimate', 'CostsSection', 'SystemGatesSection',
+           'eval_figures', 'gate_problems', 'Config', 'ConfigError', 'validate_config', 'apply_override',
+           'read_config_file', 'merge_config', 'load_config', 'config_to_yaml', 'config_fingerprint']
 
 # %% ../nbs/00_config.ipynb #aec223d7
 class Strict(BaseModel):
@@ -72,7 +73,7 @@ class RunSection(Strict):
         for s in data["steps"]:
             if isinstance(s, dict) and isinstance(s.get("id"), str):
                 s = dict(s); sid = s.pop("id"); inst[sid] = s; steps.append(sid)
-            else: steps.append(s)
+            else: steps.append(str(s) if type(s) is int else s)      # YAML reads step 8 as a number: it is the id "8"
         return {**data, "steps": steps, "instances": inst}
 
 # %% ../nbs/00_config.ipynb #36f9892b
@@ -413,6 +414,118 @@ class AdaptiveSection(Strict):
             raise ValueError(f"adaptive.lowest = {self.lowest} is not below adaptive.highest = {self.highest}")
         return self
 
+# %% ../nbs/00_config.ipynb #094528d3
+def _file_type(name: str) -> str:
+    import llama_cpp   # imported when used: a llama.cpp build knows its own file types (LLAMA_FTYPE_MOSTLY_*)
+    if not isinstance(name, str) or not hasattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{name.upper()}"):
+        known = sorted(k[len("LLAMA_FTYPE_MOSTLY_"):] for k in dir(llama_cpp) if k.startswith("LLAMA_FTYPE_MOSTLY_"))
+        raise ValueError(f"{name!r} is not a llama.cpp file type; known: {', '.join(known)}")
+    return name.upper()
+GGUFFileType = Annotated[str, AfterValidator(_file_type)]
+
+class ModesSection(Strict):
+    "16A: the Turbo and Max variants of the served base (Balanced), made with llama.cpp's quantizer and measured against it."
+    # measured on the embedded SmolLM2 (nbs/phase2/16A_modes.ipynb says how): Q4_0 is 7% smaller than the served Q4_1 and
+    # decodes fastest; Q3_K_M is no smaller there (its 576-wide rows fall back from K-quants), Q3_K_S/Q2_K cost +39% ppl
+    turbo: GGUFFileType = "Q4_0"
+    # near-lossless on any checkpoint; on the embedded model (its weights sit on a Q4_1 grid) no more precise than Q4_1
+    max: GGUFFileType = "Q8_0"
+    # checkpoint: quantized from the HF checkpoint the served GGUF was exported from (max can be more precise than it);
+    # served: the served file re-quantized (no checkpoint needed, but max holds no more than the served file does)
+    source: Literal["checkpoint", "served"] = "checkpoint"
+    imatrix: bool = True                        # with 2C's importance matrix (pipeline-imatrix) when 2C measured one
+    heldout: Count | None = 20                  # held-out items a domain, scored on each mode (and at most modifier.heldout_limit); None: all
+    decode_tokens: Count = 64                   # greedy tokens timed after each fixed prompt
+    repeats: Count = 3                          # rounds of the speed measurement (the median is reported)
+    threads: int = Field(0, ge=0)               # llama.cpp threads for 16A; 0 = as gguf.threads (else runtime.threads)
+
+    @model_validator(mode="after")
+    def _two_modes(self):
+        if self.turbo == self.max: raise ValueError(f"modes.turbo and modes.max are both {self.turbo}: give max a more precise type")
+        return self
+
+# %% ../nbs/00_config.ipynb #df41b075
+class DecisionSection(Strict):
+    """The decision after Phase 1, read from the serving request log (`modforge_nb.decision.decide`): build Phase 2, build
+    only the requested domains, iterate on the MVP, or stop. Every bar of the tree is here. The plan's own numbers are not
+    in this repository: the defaults are starting points, to be replaced by the plan's."""
+    window_days: float | None = Field(None, gt=0)   # judge the log's last N days (before `as_of`); None: all of it
+    min_days: float = Field(14, gt=0)               # the log must span this many days (two weekly cycles) before use is judged
+    min_daily_requests: float = Field(20, gt=0)     # fewer answered requests a day than this, once min_days have passed: stop
+    min_requests: Count = 500                       # answered requests before quality or demand is judged (fewer: keep collecting)
+    max_escalation_rate: Share = 0.2                # MVP domains: share of their answers sent to the escalation tier above this: iterate
+    min_feedback: Count = 100                       # thumbs on the MVP domains' local answers before their satisfaction is judged
+    max_down_share: Share = 0.25                    # MVP domains: thumbs-down share of those thumbs above this: iterate
+    min_domain_feedback: Count = 30                 # thumbs one MVP domain needs before its own thumbs-down share is judged
+    min_domain_requests: Count = 50                 # answers one domain needs before its escalation rate is judged, or a Phase 2 domain is requested...
+    min_domain_share: Share = 0.05                  # ...and a Phase 2 domain is requested with at least this share of all answered requests
+    build_all_at: Count = 5                         # this many requested Phase 2 domains (of the 5): build all of Phase 2
+
+
+# %% ../nbs/00_config.ipynb #7086ebcd
+class CostEstimate(Strict):
+    "What a step is expected to cost: USD (teachers and rented compute) and wall hours; `source` says where the figures come from."
+    usd: float = Field(ge=0)
+    hours: float = Field(ge=0)
+    source: str = "configured"                  # 'placeholder' for the shipped defaults; say 'plan' (or its version) for the plan's
+
+# PLACEHOLDERS, NOT the plan's table (it is not in this repository): rough figures for the production config on one rented
+# GPU at ~$2/h plus hosted teachers, so the report has something to compare against. Replace them: costs.estimates.
+PLACEHOLDER_ESTIMATES = {"baseline": (1.0, 0.5), "0A": (0.2, 0.1), "0B": (1.0, 0.5), "1A": (4.0, 2.0), "1B": (3.0, 0.5),
+                         "1C": (12.0, 1.0), "2A": (2.0, 1.0), "2B": (2.0, 1.0), "2C": (1.0, 0.5), "2D": (0.2, 0.1),
+                         "2E": (6.0, 1.0), "2F": (0.4, 0.2), "3x": (20.0, 2.0), "6A": (0.6, 0.3), "6B": (1.0, 0.5),
+                         "6C": (2.0, 0.3), "14A": (1.0, 0.5), "15A": (0.2, 0.1)}   # step kind: (USD, hours)
+
+class CostsSection(Strict):
+    "The cost report (`modforge_nb.costs`): an estimate per step beside the ledger's teacher spend and the manifest's wall time."
+    # per step kind (3x: every domain), or per step id (a domain's 3x instance), which wins over its kind. Given entries
+    # are laid over the placeholders key by key; `null` removes one.
+    estimates: dict[str, CostEstimate] = Field(default_factory=lambda: {
+        k: CostEstimate(usd=u, hours=h, source="placeholder") for k, (u, h) in PLACEHOLDER_ESTIMATES.items()})
+    cpu_usd_per_hour: float = Field(0.0, ge=0)  # what a CPU wall hour costs (0: your own machine); compute USD = hours x price
+    gpu_usd_per_hour: float = Field(0.0, ge=0)  # what a GPU wall hour costs (a rented GPU: its hourly rate)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_placeholders(cls, data):
+        "`--set costs.estimates.3x.usd=25` keeps 3x's placeholder hours and every other step's estimate (its source becomes 'configured')."
+        if not (isinstance(data, dict) and isinstance(data.get("estimates"), dict)): return data
+        out = {k: {"usd": u, "hours": h, "source": "placeholder"} for k, (u, h) in PLACEHOLDER_ESTIMATES.items()}
+        for k, v in data["estimates"].items():
+            if v is None: out.pop(k, None)
+            else: out[k] = {**out.get(k, {}), "source": "configured", **v} if isinstance(v, dict) else v
+        return {**data, "estimates": out}
+
+    @model_validator(mode="after")
+    def _known_steps(self):
+        # a key is a step kind, or a step id (an instance, e.g. a 3x step named after its domain): a plain name either way
+        if odd := [k for k in self.estimates if k not in STEPS and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", k)]:
+            raise ValueError(f"costs.estimates: {odd[0]!r} is no step kind ({', '.join(STEPS)}) and no step id (letters, digits, _)")
+        return self
+
+
+# %% ../nbs/00_config.ipynb #1fcddc2b
+class SystemGatesSection(Strict):
+    "8: bars on the whole served system (router + modifiers + base); all pass -> runs/deployed points at the run."
+    kind: Literal["relative", "absolute"] = "relative"   # relative: the embedded default; absolute: the plan's production bars
+    profile: str = "complete"                   # the serving profile judged (modforge_nb.serve_backend.PROFILES)
+    min_share: float = Field(0.95, ge=0, le=2)  # relative: each domain's system score >= this x the uncompressed base's
+    max_size_share: float = Field(0.5, gt=0, le=2)   # relative: base + modifiers <= this x the fp16 base's bytes
+    domains: dict[str, float] = Field(default_factory=lambda: {"code": 0.72, "reasoning": 0.70, "automation": 0.75})  # absolute
+    max_total_mb: float = Field(650, gt=0)      # absolute: base + modifiers
+    items: Count | None = None                  # held-out items a domain (None: the 3x draw, modifier.heldout_limit)
+    workers: Count = 2                          # requests at once (llama.cpp contexts)
+    promote: bool = True                        # move runs/deployed when all pass
+    webhook_env: str | None = None              # an environment variable holding the alert webhook's URL (never the URL here)
+
+    @model_validator(mode="after")
+    def _profile(self):
+        known = (                             # serve_backend.PROFILES (not imported: config imports no server code)
+            "minimal", "mvp", "developer", "academic", "professional", "complete")
+        if self.profile not in known: raise ValueError(f"system_gates.profile {self.profile!r}: one of {', '.join(known)}")
+        if any(not 0 < v <= 1 for v in self.domains.values()): raise ValueError("system_gates.domains: bars are shares in (0, 1]")
+        return self
+
 # %% ../nbs/00_config.ipynb #b7d2e9c4
 # GATED_STEPS (the steps that judge candidates with a gate, and the section holding it) and ROW_HUMANEVAL (the steps
 # whose rows can be the current model, and the setting that limits HumanEval there) come from the step registry
@@ -477,6 +590,10 @@ class Config(Strict):
     thresholds: ThresholdsSection = Field(default_factory=ThresholdsSection)
     self_consistency: SelfConsistencySection = Field(default_factory=SelfConsistencySection)
     adaptive: AdaptiveSection = Field(default_factory=AdaptiveSection)
+    modes: ModesSection = Field(default_factory=ModesSection)
+    decision: DecisionSection = Field(default_factory=DecisionSection)
+    costs: CostsSection = Field(default_factory=CostsSection)
+    system_gates: SystemGatesSection = Field(default_factory=SystemGatesSection)
 
     @model_validator(mode="after")
     def _consistent(self):

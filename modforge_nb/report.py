@@ -11,7 +11,8 @@ from .fsutil import atomic_write_text, atomic_write_png
 from .frontier import KIND_STYLE, frontier_figure
 
 # %% auto #0
-__all__ = ['NO_SIZES', 'SIZE_KEYS', 'PANELS', 'quality_keys', 'plot_quality_vs_size', 'machine', 'build_report']
+__all__ = ['NO_SIZES', 'SIZE_KEYS', 'PANELS', 'quality_keys', 'plot_quality_vs_size', 'machine', 'build_report', 'gates_section',
+           'system_sections', 'write_html']
 
 # %% ../nbs/05_report.ipynb #bcff76e4
 NO_SIZES = "no sized artifacts yet"
@@ -119,4 +120,45 @@ def build_report(run: Run) -> Path:
     from modforge_nb.teachers import ledger_rows, ledger_markdown
     if ledger_rows(run.path):   # every teacher and judge call of the run, by step and tier
         md += ["## Teachers (the ledger)", ledger_markdown(run.path)]
-    return atomic_write_text(rep / "report.md", "\n\n".join(b.rstrip("\n") for b in md) + "\n")
+    md[3:3] = gates_section(run)              # the verdict first: what a user opens the report for
+    md += system_sections(run, rep)
+    out = atomic_write_text(rep / "report.md", "\n\n".join(b.rstrip("\n") for b in md) + "\n")
+    write_html(out)
+    return out
+
+# %% ../nbs/05_report.ipynb #d62263ae
+def gates_section(run: Run) -> list[str]:
+    "Markdown blocks: the last gates step's verdict (passed or not, each gate with its margin, where runs/deployed points)."
+    import json
+    from modforge_nb.steps import kind_of
+    cfg = run.config()
+    sids = [s for s in cfg.run.steps if kind_of(s, cfg.run.instances) == "8" and (run.path / s / "verdict.json").exists()]
+    if not sids: return []
+    v = json.loads((run.path / sids[-1] / "verdict.json").read_text())
+    head = (f"**PASSED**: this run is deployed (`runs/deployed` -> `{v.get('deployed')}`)" if v["passed"] else
+            f"**FAILED** ({len(v['failed'])} gate(s)): `runs/deployed` stays `{v.get('deployed')}`; alert: `{sids[-1]}/alert.json`")
+    return ["## Quality gates (step 8): the whole served system", head, markdown_table(v["gates"], ["gate", "value", "bar", "passed", "margin"])]
+
+def system_sections(run: Run, rep: Path) -> list[str]:
+    "Markdown blocks: costs against the configured estimates, and the decision after Phase 1 when the run has a request log."
+    import matplotlib.pyplot as plt
+    from modforge_nb.costs import write_cost_report, costs_markdown
+    cfg = run.config()
+    rows = write_cost_report(run.path, rep, cfg.costs); plt.close("all")
+    md = ["## Costs: actual against configured estimate", costs_markdown(rows, cfg.costs), "![cost per step](costs.png)"]
+    log = run.path / "serve" / "requests.sqlite"
+    if log.exists():
+        from modforge_nb.decision import write_decision_report, decision_markdown
+        res = write_decision_report(log, rep, cfg.decision, as_of=dt.datetime.now(dt.timezone.utc).isoformat()); plt.close("all")
+        md += [decision_markdown(res), "![the decision's evidence](decision.png)"]
+    else: md += ["## Decision after Phase 1", "No request log yet: serve the run (`make serve`), then `make decision`."]
+    return md
+
+def write_html(md_path: Path) -> Path:
+    "`report.html` beside `md_path`: the markdown rendered (tables included), images by relative path."
+    import html, mistune
+    body = mistune.create_markdown(plugins=["table"])(md_path.read_text())
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(md_path.parent.parent.name)}: report</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;"
+            "font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>" + body + "</body></html>")
+    return atomic_write_text(md_path.with_suffix(".html"), page)

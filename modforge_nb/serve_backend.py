@@ -229,7 +229,16 @@ def load_served(run_path: str | Path, base_name: str | None = None, modes: dict[
     served.router, served.detector = last("6A", "router"), last("6B", "detector")
     if th := last("6C", "thresholds"):
         served.thresholds = json.loads((th / "thresholds.json" if th.is_dir() else th).read_text())
-    for mode, ref in (modes or {}).items():
+    auto = {}                                  # the last done 16A step's variants, when they were made of the served base
+    for sid in reversed(done("16A")):
+        made_of = steps[sid].get("inputs", {}).get("model", {})
+        if made_of.get("sha256") == cur["sha256"]:
+            auto = {m: f"{sid}/gguf-{m}" for m in ("turbo", "max") if artifact(sid, f"gguf-{m}")}
+        else:
+            served.skipped.append(f"modes of step {sid}: made of {made_of.get('step')}/{made_of.get('artifact')}, not the served "
+                                  f"{cur['step']}/{cur['artifact']}: run 16A again")
+        break
+    for mode, ref in {**auto, **(modes or {})}.items():
         sid, _, name = ref.partition("/")
         if mode not in MODES or mode == "balanced":
             raise ValueError(f"mode {mode!r}: the modes besides the served base (balanced) are turbo and max")

@@ -69,10 +69,16 @@ STEPS: dict[str, StepKind] = {s.id: s for s in [
     StepKind("6C", "phase1/6C_thresholds.ipynb", ("thresholds", "gguf", "modifier", "teachers", "teaching"),
              "routing and escalation thresholds swept on validation (accuracy against cost and latency)", teachers=True,
              compression=False, needs=("3x", "6A", "6B")),
+    StepKind("8", "phase1/8_gates.ipynb", ("system_gates", "gguf", "modifier"),
+             "the whole served system (router + thresholds + modifiers + base) against its bars: promote the run, or alert and fail",
+             compression=False, needs=("3x", "6A", "6B", "6C")),
     StepKind("14A", "phase2/14A_self_consistency.ipynb", ("self_consistency", "gguf", "modifier"),
              "N sampled answers voted (verified answers win), early stop when k agree: gain and cost", compression=False, needs=("3x",)),
     StepKind("15A", "phase2/15A_adaptive.ipynb", ("adaptive",), "per-domain thresholds learned from logged interactions, minimum evidence",
              compression=False, needs=("6C",)),
+    StepKind("16A", "phase2/16A_modes.ipynb", ("modes", "eval", "gguf", "modifier"),
+             "Turbo / Max variants of the served base (llama.cpp types): size, prefill and decode speed, the modifiers' held-out scores",
+             compression=False, needs=("3x", "2C")),
 ]}
 
 # %% ../nbs/00b_steps.ipynb #24c2eec7

@@ -180,6 +180,17 @@ def test_a_domain_modifier_end_to_end(smoke_run, runs_dir):
     th = json.loads((run / m["steps"]["6C"]["artifacts"]["thresholds"]["path"]).read_text())
     assert 0 <= th["routing"] < 1 and 0 < th["detector"] < 1 and th["escalation_tier"]["serves"] == "reference solver, not a model", th
     assert th["validation_items"] == 4 and 0 <= c["accuracy"] <= 1 and "Thresholds on 4 validation items" in _notes(run, "6C")
+    # 8: the gates on the whole served system. Forced to fail (a size bar no system meets): nothing deployed, the alert written,
+    # exit non-zero naming the gate; then passing: runs/deployed points at the run, and `modforge serve` without a run would serve it
+    p = modforge("run", MODIFIER, "--run-id", "m", "--steps", "8", "--set", "system_gates.max_size_share=0.01", "--no-progress",
+                 runs_dir=runs_dir, check=1)
+    assert "size <= 0.01 x fp16 base" in p.stderr and not (runs_dir / "deployed").exists(), p.stderr[-3000:]
+    assert json.loads((run / "8" / "alert.json").read_text())["passed"] is False
+    p = modforge("run", MODIFIER, "--run-id", "m", "--steps", "8", "--no-progress", runs_dir=runs_dir, check=0)
+    g = manifest(run)["steps"]["8"]
+    assert g["status"] == "done" and g["metrics"]["passed"] and (runs_dir / "deployed").resolve() == run.resolve(), p.stderr[-3000:]
+    assert 0 <= g["metrics"]["reasoning_system"] <= 1 and "## Quality gates (step 8)" in (run / "report" / "report.md").read_text()
+    assert (run / "report" / "report.html").exists() and "## Costs: actual against configured estimate" in (run / "report" / "report.md").read_text()
     # modforge route: one query, then JSON lines in order (a bad line answers with an error and the rest go on)
     r = json.loads(modforge("route", "m", "Write a Python function `add` that returns the sum of a and b.", runs_dir=runs_dir, check=0).stdout)
     assert set(r) == {"domain", "confidence", "modifier"} and 0 <= r["confidence"] <= 1 and r["modifier"] in (None, "reasoning"), r

@@ -2,7 +2,7 @@
 Q8_0 as mode turbo, one random GGUF LoRA modifier, `reasoning`; no router), driven by the official `openai` client: a
 chat, a stream with usage, a modifier forced by `model`, each mode, an unknown model, malformed and oversized bodies
 (the server keeps serving), a client gone mid-stream, bad and missing keys, a modifier outside the key's tier, the rate
-limit, hot-swap under traffic, the Prometheus counters and the SQLite log, and the chat page's own script (run in node).
+limit, hot-swap under traffic, the Prometheus counters and the SQLite log (the chat UI: tests/test_chat_ui.py, in headless Chromium).
 Last, the CLI in its own process over a run folder holding the same files (a turbo mode, the first server as its
 escalation tier): its start message, three answers, kill -9, and all three requests are in the log."""
 import http.client, json, os, shutil, signal, socket, sqlite3, subprocess, time
@@ -256,20 +256,6 @@ def test_metrics_and_log(open_server, keyed_server):
     row = sqlite3.connect(keyed_server[0].state.log.path).execute(
         "SELECT key_name, tier, model, modifier, prompt_tokens, completion_tokens, latency_s FROM requests WHERE status = 200 LIMIT 1").fetchone()
     assert row[:4] == ("ent", "enterprise", "reasoning", "reasoning") and row[4] > 5 and row[5] >= 1 and row[6] > 0
-
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs node (the page's script runs there; no browser on this machine)")
-def test_chat_page_streams_shows_the_decision_and_stores_feedback(open_server, tmp_path):
-    from modforge_nb.chat_ui import PAGE
-    app, url = open_server
-    js = tmp_path / "page.js"; js.write_text(PAGE.split("<script>")[1].split("</script>")[0])
-    p = subprocess.run(["node", str(ROOT / "tests" / "data" / "chat_page_driver.js"), url, str(js), ""], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr[-2000:]
-    shown = json.loads(p.stdout)
-    assert shown["models"] == "<option>tiny</option><option>reasoning</option>" and "<option selected>balanced</option>" in shown["modes"]
-    assert shown["decision"].startswith("reasoning · domain reasoning · balanced · named by model") and shown["thumb"].endswith(" on")
-    row = app.state.log.rows()[-1]
-    assert (row["modifier"], row["stream"], row["feedback"], shown["feedback_status"]) == ("reasoning", 1, 1, 200)
-    assert shown["answer"] == client(url).chat.completions.create(model="reasoning", messages=MSG, temperature=0).choices[0].message.content
 
 def _hand_run(tmp: Path, served) -> Path:
     "A run folder whose manifest serves the tiny system: 2C promoted the base folder, step `reasoning` (3x) built the modifier."
