@@ -56,22 +56,20 @@ def streamed(client, model: str, messages, max_tokens: int, seed: int | None = N
     return {"latency": end - t0, "ttft": (first or end) - t0, "decode_s": (last or end) - (first or end),
             "completion_tokens": usage.completion_tokens if usage else 0, "prompt_tokens": usage.prompt_tokens if usage else 0}
 
-def raw_decode(gguf: Path, tok_folder: Path, messages, tokens: int, threads: int, ctx: int) -> dict:
-    "Raw llama.cpp on the same file and prompt tokens: first-to-last token seconds over `tokens` tokens (greedy)."
+def raw_decode(gguf: Path, tok_folder: Path, messages, tokens: int, threads: int, ctx: int):
+    "(a function timing one greedy run of raw llama.cpp on the same file and prompt tokens: seconds a token, first to last; close)."
     from llama_cpp import Llama
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(str(tok_folder))
     ids = tok(tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), add_special_tokens=False).input_ids
     llm = Llama(model_path=str(gguf), n_ctx=ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
-    try:
-        def once():
-            llm.reset(); n, first = 0, None
-            for _ in llm.generate(ids, top_k=0, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
-                n += 1; first = first or time.perf_counter()
-                if n >= tokens: break
-            return (time.perf_counter() - first) / max(1, n - 1)
-        return once
-    except BaseException: llm.close(); raise
+    def once():
+        llm.reset(); n, first = 0, None
+        for _ in llm.generate(ids, top_k=0, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0):
+            n += 1; first = first or time.perf_counter()
+            if n >= tokens: break
+        return (time.perf_counter() - first) / max(1, n - 1)
+    return once, llm.close
 
 def load(url: str, model: str, forced: list[str], clients: int, requests: int, max_tokens: int) -> tuple[list[dict], list[str], float]:
     import openai
@@ -122,13 +120,14 @@ def main(argv=None) -> int:
         cl = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=600)
         base = health["base"]
         streamed(cl, base, LONG, 8)                                        # warm-up
-        raw = raw_decode(served.base / "model.gguf", served.base, LONG, a.decode_tokens, a.threads, a.ctx)
+        raw, close_raw = raw_decode(served.base / "model.gguf", served.base, LONG, a.decode_tokens, a.threads, a.ctx)
         srv_rates, raw_rates, n_tokens = [], [], []
         for _ in range(a.repeats):
             r = streamed(cl, base, LONG, a.decode_tokens, seed=0)
             n_tokens.append(r["completion_tokens"])
             srv_rates.append((r["completion_tokens"] - 1) / r["decode_s"] if r["decode_s"] > 0 else float("nan"))
             raw_rates.append(1 / raw())
+        close_raw()
     finally:
         p.kill(); p.wait()
     srv, rw = statistics.median(srv_rates), statistics.median(raw_rates)

@@ -8,7 +8,7 @@ import hashlib, itertools, json, secrets, threading
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Iterator
-from .serve_backend import ContextError, Served, drain, stop_cut
+from .serve_backend import ContextError, LlamaCppBackend, Served, drain, stop_cut
 
 # %% auto #0
 __all__ = ['EOG_TEXTS', 'peft_dir', 'served_peft', 'TransformersBackend', 'load_transformers_backend']
@@ -113,12 +113,8 @@ class TransformersBackend:
 
     def __repr__(self): return f"TransformersBackend({self.folder}, modifiers={self.modifiers}, device={self.device})"
 
-    def prompt_ids(self, messages: list[dict]) -> list[int]:
-        "The conversation through the chat template, ready for the assistant's turn, as token ids (as `LlamaCppBackend`)."
-        text = self.tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return self.tok(text, add_special_tokens=False).input_ids
-
-    def count_tokens(self, messages: list[dict]) -> int: return len(self.prompt_ids(messages))
+    # the same chat template and count as llama.cpp's backend (they read only `self.tok`): one definition of a prompt
+    prompt_ids, count_tokens = LlamaCppBackend.prompt_ids, LlamaCppBackend.count_tokens
 
     def close(self):
         "Drop the model (its memory goes when the last request holding it ends)."

@@ -8,7 +8,7 @@ offline and against an unreachable Hub: the upload plan is printed, the exit is 
 import hashlib, json, os, shutil, signal, socket, subprocess, sys, time, urllib.error, urllib.request
 from pathlib import Path
 import openai, pytest
-from conftest import MODFORGE, ROOT, env
+from conftest import MODFORGE, ROOT, env, hand_run
 
 DEPLOY = [str(MODFORGE)]                      # the CLI itself: `modforge deploy ...`
 
@@ -17,32 +17,12 @@ def served():
     from modforge_nb.serve_backend import tiny_served
     return tiny_served(ROOT / "cache")            # built once (~40 s), then reused from the cache
 
-def _hand_run(tmp: Path, served) -> Path:
-    "A run folder whose manifest serves the tiny system: 2C promoted the base folder, step `reasoning` (3x) built the modifier."
-    from modforge_nb.config import load_config
-    from modforge_nb.fsutil import artifact_digest
-    from modforge_nb.runs import Run
-    cfg = load_config(ROOT / "configs" / "smoke.yaml", ["run.steps=[2C, {id: reasoning, kind: 3x, params: {domain: reasoning}}]"])
-    run = Run.create(tmp / "tinyrun", cfg)
-    shutil.copytree(served.base, run.path / "2C" / "gguf"); shutil.copytree(served.modes["turbo"], run.path / "2C" / "gguf-q8_0")
-    (run.path / "2C" / "gguf" / "quantize.log").write_text("a run's GGUF folder holds more than serving reads")
-    mod = run.path / "reasoning" / "modifier-reasoning"; mod.mkdir(parents=True)
-    shutil.copy(served.modifiers["reasoning"]["gguf"], mod / "reasoning.gguf"); (mod / "card.json").write_text('{"phase": 1}')
-    (run.path / "serve").mkdir(); (run.path / "serve" / "keys.yaml").write_text("ops: {sha256: " + "0" * 64 + ", tier: admin}\n")
-    art = lambda p: dict(zip(("bytes", "sha256"), artifact_digest(run.path / p)), path=p)
-    base = art("2C/gguf")
-    steps = {"2C": {"status": "done", "artifacts": {"gguf": base, "gguf-q8_0": art("2C/gguf-q8_0")}, "promotes": "gguf"},
-             "reasoning": {"status": "done", "kind": "3x", "params": {"domain": "reasoning"},
-                           "artifacts": {"modifier-reasoning": art("reasoning/modifier-reasoning")},
-                           "inputs": {"model": {"step": "2C", "artifact": "gguf", "sha256": base["sha256"]}}}}
-    run.update(lambda m: m["steps"].update(steps))
-    return run.path
-
 @pytest.fixture(scope="module")
 def bundle(served, tmp_path_factory):
     "(run folder, bundle folder, what `deploy space` printed): the run bundled with its turbo mode."
     tmp = tmp_path_factory.mktemp("deploy")
-    run, out = _hand_run(tmp, served), tmp / "space"
+    run, out = hand_run(tmp, served, {"2C/gguf/quantize.log": "a run's GGUF folder holds more than serving reads",
+                                      "serve/keys.yaml": "ops: {sha256: " + "0" * 64 + ", tier: admin}\n"}), tmp / "space"
     p = subprocess.run(DEPLOY + ["deploy", "space", str(run), str(out), "--mode", "turbo=2C/gguf-q8_0"], capture_output=True,
                        text=True, env=env(), cwd=ROOT, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]

@@ -9,7 +9,7 @@ import http.client, json, os, shutil, signal, socket, sqlite3, subprocess, time
 from pathlib import Path
 from urllib.parse import urlsplit
 import openai, pytest
-from conftest import MODFORGE, ROOT, env
+from conftest import MODFORGE, ROOT, env, hand_run
 
 MSG = [{"role": "user", "content": "What is 2 + 2?"}]
 
@@ -155,7 +155,7 @@ def test_route_cli_names_the_served_modifier(served, tmp_path):
     "`modforge route RUN`: the modifier the run serves for the routed domain (its 3x step), though the router's map is empty."
     from modforge_nb.fsutil import artifact_digest
     from modforge_nb.runs import Run
-    run = Run.open(_hand_run(tmp_path, served))
+    run = Run.open(hand_run(tmp_path, served))
     n, sha = artifact_digest(_tiny_router(run.path / "6A" / "router"))
     run.update(lambda m: m["steps"].__setitem__("6A", {"status": "done", "kind": "6A", "artifacts": {"router": {"path": "6A/router", "bytes": n, "sha256": sha}}}))
     queries = "".join(json.dumps({"text": t}) + "\n" for t in (PUZZLE, "Tell me a joke about dogs"))
@@ -257,27 +257,8 @@ def test_metrics_and_log(open_server, keyed_server):
         "SELECT key_name, tier, model, modifier, prompt_tokens, completion_tokens, latency_s FROM requests WHERE status = 200 LIMIT 1").fetchone()
     assert row[:4] == ("ent", "enterprise", "reasoning", "reasoning") and row[4] > 5 and row[5] >= 1 and row[6] > 0
 
-def _hand_run(tmp: Path, served) -> Path:
-    "A run folder whose manifest serves the tiny system: 2C promoted the base folder, step `reasoning` (3x) built the modifier."
-    from modforge_nb.config import load_config
-    from modforge_nb.fsutil import artifact_digest
-    from modforge_nb.runs import Run
-    cfg = load_config(ROOT / "configs" / "smoke.yaml", ["run.steps=[2C, {id: reasoning, kind: 3x, params: {domain: reasoning}}]"])
-    run = Run.create(tmp / "tinyrun", cfg)
-    shutil.copytree(served.base, run.path / "2C" / "gguf"); shutil.copytree(served.modes["turbo"], run.path / "2C" / "gguf-q8_0")
-    mod = run.path / "reasoning" / "modifier-reasoning"; mod.mkdir(parents=True)
-    shutil.copy(served.modifiers["reasoning"]["gguf"], mod / "reasoning.gguf"); (mod / "card.json").write_text('{"phase": 1}')
-    art = lambda p: dict(zip(("bytes", "sha256"), artifact_digest(run.path / p)), path=p)
-    base = art("2C/gguf")
-    steps = {"2C": {"status": "done", "artifacts": {"gguf": base, "gguf-q8_0": art("2C/gguf-q8_0")}, "promotes": "gguf"},
-             "reasoning": {"status": "done", "kind": "3x", "params": {"domain": "reasoning"},
-                           "artifacts": {"modifier-reasoning": art("reasoning/modifier-reasoning")},
-                           "inputs": {"model": {"step": "2C", "artifact": "gguf", "sha256": base["sha256"]}}}}
-    run.update(lambda m: m["steps"].update(steps))
-    return run.path
-
 def test_cli_serves_a_run_and_the_log_survives_kill9(served, open_server, tmp_path):
-    run = _hand_run(tmp_path, served)
+    run = hand_run(tmp_path, served)
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
     p = subprocess.Popen([str(MODFORGE), "serve", str(run), "--port", str(port), "--ctx", "512",
                           "--mode", "turbo=2C/gguf-q8_0", "--escalate-to", open_server[1] + "/v1"], stdout=subprocess.PIPE,
@@ -341,7 +322,7 @@ metric_list:
 
 def test_load_benchmark_runs_to_its_end(served, tmp_path):
     "bench/serve_load.py, bounded and small (the real numbers: bench/RESULTS.md): every request answered, the table printed."
-    run = _hand_run(tmp_path, served)
+    run = hand_run(tmp_path, served)
     p = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "bench" / "serve_load.py"), str(run), "--clients", "3",
                         "--requests", "2", "--repeats", "1", "--decode-tokens", "8", "--max-tokens", "4", "--ctx", "512"],
                        capture_output=True, text=True, env=env(), cwd=ROOT, timeout=300)
