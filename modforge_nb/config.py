@@ -13,15 +13,16 @@ from .steps import STEP_NOTEBOOKS, STEP_INPUTS, GATED_STEPS, ROW_HUMANEVAL, TEAC
 
 # %% auto #0
 __all__ = ['Count', 'Share', 'Coverage', 'Seed', 'ZstdLevel', 'Sparsity', 'LocalTask', 'GGUF_FILE_TYPES', 'GGUF_TENSOR_TYPES',
-           'GGUFFileType', 'PLACEHOLDER_ESTIMATES', 'RESULT_RUNTIME_KEYS', 'Strict', 'StepInstance', 'RunSection',
-           'FixtureSpec', 'ModelSection', 'RuntimeSection', 'PerplexityEval', 'HumanEvalSpec', 'EvalSection',
-           'VocabSection', 'Gate', 'CalibrationData', 'TrimSection', 'PruneSection', 'QuantizeSection', 'ImatrixSpec',
-           'MixMove', 'MixSection', 'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec', 'TrainSpec',
-           'SFTSection', 'TeachingSection', 'FailuresSection', 'DistillSection', 'RecoverySection', 'ModifierSection',
-           'TeacherTier', 'RouterSection', 'EscalationSection', 'ThresholdsSection', 'SelfConsistencySection',
-           'AdaptiveSection', 'ModesSection', 'DecisionSection', 'CostEstimate', 'CostsSection', 'SystemGatesSection',
-           'eval_figures', 'gate_problems', 'Config', 'ConfigError', 'validate_config', 'apply_override',
-           'read_config_file', 'merge_config', 'load_config', 'config_to_yaml', 'config_fingerprint']
+           'GGUFFileType', 'PLACEHOLDER_ESTIMATES', 'PROFILE_NAMES', 'RESULT_RUNTIME_KEYS', 'Strict', 'StepInstance',
+           'RunSection', 'FixtureSpec', 'ModelSection', 'RuntimeSection', 'PerplexityEval', 'HumanEvalSpec',
+           'EvalSection', 'VocabSection', 'Gate', 'CalibrationData', 'TrimSection', 'PruneSection', 'QuantizeSection',
+           'ImatrixSpec', 'MixMove', 'MixSection', 'GGUFSection', 'PackSection', 'CalibrateSection', 'LoraSpec',
+           'TrainSpec', 'SFTSection', 'TeachingSection', 'FailuresSection', 'DistillSection', 'RecoverySection',
+           'ModifierSection', 'TeacherTier', 'RouterSection', 'EscalationSection', 'ThresholdsSection',
+           'SelfConsistencySection', 'AdaptiveSection', 'ModesSection', 'DecisionSection', 'CostEstimate',
+           'CostsSection', 'SystemGatesSection', 'ValidationSection', 'eval_figures', 'gate_problems', 'Config',
+           'ConfigError', 'validate_config', 'apply_override', 'read_config_file', 'merge_config', 'load_config',
+           'config_to_yaml', 'config_fingerprint']
 
 # %% ../nbs/00_config.ipynb #aec223d7
 class Strict(BaseModel):
@@ -505,6 +506,9 @@ class CostsSection(Strict):
 
 
 # %% ../nbs/00_config.ipynb #1fcddc2b
+PROFILE_NAMES = (                             # serve_backend.PROFILES' keys (not imported: config imports no server code)
+    "minimal", "mvp", "developer", "academic", "professional", "complete")
+
 class SystemGatesSection(Strict):
     "8: bars on the whole served system (router + modifiers + base); all pass -> runs/deployed points at the run."
     kind: Literal["relative", "absolute"] = "relative"   # relative: the embedded default; absolute: the plan's production bars
@@ -520,10 +524,25 @@ class SystemGatesSection(Strict):
 
     @model_validator(mode="after")
     def _profile(self):
-        known = (                             # serve_backend.PROFILES (not imported: config imports no server code)
-            "minimal", "mvp", "developer", "academic", "professional", "complete")
-        if self.profile not in known: raise ValueError(f"system_gates.profile {self.profile!r}: one of {', '.join(known)}")
+        if self.profile not in PROFILE_NAMES: raise ValueError(f"system_gates.profile {self.profile!r}: one of {', '.join(PROFILE_NAMES)}")
         if any(not 0 < v <= 1 for v in self.domains.values()): raise ValueError("system_gates.domains: bars are shares in (0, 1]")
+        return self
+
+# %% ../nbs/00_config.ipynb #02af70e9
+class ValidationSection(Strict):
+    "17: every domain through the whole served system in each mode, and voted (self-consistency): one table."
+    profile: str = "complete"                   # the serving profile validated (modforge_nb.serve_backend.PROFILES)
+    # held-out items a domain (3x's draw, at most modifier.heldout_limit; None: all of it): 20 x 3 domains x 3 modes is
+    # ~3 min on the embedded model, 2 cores
+    items: Count | None = 20
+    # of those, voted by self-consistency (self_consistency's N, k, T) on the modifier the router chose; 0: no vote.
+    # Up to N samples an item: 10 a domain is ~2 min for the three Phase 1 domains
+    sc_items: int = Field(10, ge=0)
+    workers: Count = 2                          # requests at once (llama.cpp contexts of each mode)
+
+    @model_validator(mode="after")
+    def _profile(self):
+        if self.profile not in PROFILE_NAMES: raise ValueError(f"validation.profile {self.profile!r}: one of {', '.join(PROFILE_NAMES)}")
         return self
 
 # %% ../nbs/00_config.ipynb #b7d2e9c4
@@ -594,6 +613,7 @@ class Config(Strict):
     decision: DecisionSection = Field(default_factory=DecisionSection)
     costs: CostsSection = Field(default_factory=CostsSection)
     system_gates: SystemGatesSection = Field(default_factory=SystemGatesSection)
+    validation: ValidationSection = Field(default_factory=ValidationSection)
 
     @model_validator(mode="after")
     def _consistent(self):

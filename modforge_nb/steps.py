@@ -79,6 +79,9 @@ STEPS: dict[str, StepKind] = {s.id: s for s in [
     StepKind("16A", "phase2/16A_modes.ipynb", ("modes", "eval", "gguf", "modifier"),
              "Turbo / Max variants of the served base (llama.cpp types): size, prefill and decode speed, the modifiers' held-out scores",
              compression=False, needs=("3x", "2C")),
+    StepKind("17", "phase2/17_validation.ipynb", ("validation", "self_consistency", "gguf", "modifier"),
+             "full validation: every registry domain through the served system in each mode (16A), and voted: one table",
+             compression=False, needs=("3x", "6A", "6B", "6C", "14A", "16A")),
 ]}
 
 # %% ../nbs/00b_steps.ipynb #24c2eec7

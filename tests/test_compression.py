@@ -210,6 +210,12 @@ def test_a_domain_modifier_end_to_end(smoke_run, runs_dir):
     m = manifest(run)
     assert m["steps"]["14A"]["status"] == "done" and m["steps"]["15A"]["status"] == "done", text[-3000:]
     assert "14A + 15A:" in text and m["steps"]["15A"]["metrics"], m["steps"]["15A"]
+    # 17 last: every registry domain in one table (reasoning built, the other seven listed as not built), each of 16A's modes, voted
+    v = m["steps"]["17"]
+    assert v["status"] == "done" and (v["metrics"]["domains"], v["metrics"]["domains_built"], v["metrics"]["voted_items"]) == (8, 1, 2), v
+    assert all(0 <= v["metrics"][f"reasoning_{x}"] <= 1 for x in ("turbo", "balanced", "max", "voted")) and "17: " in text, v["metrics"]
+    vt = (run / "17" / "validation.md").read_text()
+    assert "| code | no |" in vt and "| reasoning | yes | 4 |" in vt and "| MB served (base + modifiers) |" in vt, vt
     folder = run / s["artifacts"]["modifier-reasoning"]["path"]
     card = json.loads((folder / "card.json").read_text())
     assert (folder / "peft" / "adapter_model.safetensors").exists() and card["gguf_lora_bytes"] == (folder / "reasoning.gguf").stat().st_size
