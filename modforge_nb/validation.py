@@ -56,14 +56,11 @@ def validation_table(domains: list[str], built: dict[str, dict], mode_scores: di
     `built`: {domain: metrics}), one column per mode of `mode_scores` ({mode: system_scores}), routed right, SC items,
     greedy (SC items), self-consistency, samples/item}; then the mean over built domains. `greedy_rows` / `items`: the
     balanced answers and the items they answer (to grade greedy on the voted items)."""
-    from modforge_nb.domains import grade
+    from modforge_nb.system_gates import system_scores
     modes = list(mode_scores)
     voted = {}
     for r in sc_rows or []: voted.setdefault(r["domain"], []).append(r)
-    greedy_ok = {}
-    if sc_rows and greedy_rows is not None and items is not None:
-        ok = [g["passed"] and r["status"] == 200 for g, r in zip(grade(items, [r["completion"].strip() for r in greedy_rows]), greedy_rows)]
-        greedy_ok = {it["id"]: o for it, o in zip(items, ok)}
+    greedy = system_scores(items, greedy_rows) if sc_rows and greedy_rows is not None and items is not None else {}   # graded as 8 grades
     rows = []
     for d in domains:
         m, row = built.get(d), {"domain": d, "built": "yes" if d in built else "no"}
@@ -75,7 +72,7 @@ def validation_table(domains: list[str], built: dict[str, dict], mode_scores: di
         rows.append(row | {"items": bal.get("n"), "uncompressed base": m.get(f"{d}_acc_uncompressed_base"), "served base": m.get(f"{d}_acc_served_base"),
                            "modifier alone": m.get(f"{d}_acc_modifier"), **{mode: mode_scores[mode].get(d, {}).get("score") for mode in modes},
                            "routed right": bal.get("routed_right"), "SC items": len(v) or None,
-                           "greedy (SC items)": sum(greedy_ok.get(r["id"], False) for r in v) / len(v) if v and greedy_ok else None,
+                           "greedy (SC items)": greedy[d]["score"] if v and d in greedy else None,
                            "self-consistency": sum(r["sc_passed"] for r in v) / len(v) if v else None,
                            "samples/item": sum(r["samples"] for r in v) / len(v) if v else None})
     done = [r for r in rows if r["built"] == "yes"]
@@ -93,7 +90,7 @@ def shown(rows: list[dict]) -> list[dict]:
 def plot_validation(rows: list[dict], modes: list[str], title: str = ""):
     "Grouped bars: a group per domain (the mean row last), a bar per configuration; 'not built' under an empty group."
     import matplotlib.pyplot as plt, numpy as np
-    cols = ["uncompressed base", "modifier alone", *[m for m in modes], "self-consistency"]
+    cols = ["uncompressed base", "modifier alone", *modes, "self-consistency"]
     fig, ax = plt.subplots(figsize=(max(7, 1.25 * len(rows)), 4.2))
     width = 0.8 / len(cols)
     x = np.arange(len(rows))
