@@ -27,28 +27,37 @@ def _dataset(rows: list[dict]):
 
 # %% ../nbs/14_finetune.ipynb #ecdaee75
 def sft_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec: TrainSpec, work_dir: str | Path,
-              seed: int = 0, device: str = "cpu") -> tuple[object, dict]:
-    "(trained model — a peft model for LoRA and QLoRA —, {'history', 'stopped_early', 'best_step', 'steps', 'seconds', ...})."
+              seed: int = 0, device: str = "cpu", save_to: str | Path | None = None) -> tuple[object, dict]:
+    """(trained model — a peft model for LoRA and QLoRA —, {'history', 'stopped_early', 'best_step', 'steps', 'seconds', ...}).
+    `save_to`: also save what trained there (the adapter, or the model) by the Trainer, which gathers FSDP's shards: a job's processes all call it."""
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
+    from modforge_nb.launch import launch_train, launched, split_batch, world
     if not train_rows: raise ValueError("no training rows")
     if spec.method == "qlora": check_qlora_device(device)
-    work = Path(work_dir); shutil.rmtree(work, ignore_errors=True); work.mkdir(parents=True)
+    if spec.processes > 1 and not launched():   # N processes: the same function, in each process of a job
+        if spec.strategy == "fsdp" and device == "cpu": raise ValueError("train.strategy=fsdp needs runtime.device=cuda; use ddp on CPU")
+        return launch_train(model, tok, train_rows, val_rows, spec, work_dir, seed, device)
+    work, w = Path(work_dir), world()
+    if w["rank"] == 0 and not launched(): shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     has_val = bool(val_rows)
+    bs, accum = split_batch(spec.batch_size, spec.grad_accum, w["size"])   # the recipe's global batch, over the processes
     args = SFTConfig(
-        output_dir=str(work), max_length=spec.max_length, per_device_train_batch_size=spec.batch_size,
-        per_device_eval_batch_size=spec.batch_size, gradient_accumulation_steps=spec.grad_accum, max_steps=spec.max_steps,
+        output_dir=str(work), max_length=spec.max_length, per_device_train_batch_size=bs,
+        per_device_eval_batch_size=bs, gradient_accumulation_steps=accum, max_steps=spec.max_steps,
         learning_rate=spec.learning_rate, lr_scheduler_type="cosine", warmup_steps=min(10, spec.max_steps // 10),
         logging_steps=max(1, spec.eval_every // 2), eval_strategy="steps" if has_val else "no", eval_steps=spec.eval_every,
         save_strategy="steps" if has_val else "no", save_steps=spec.eval_every, save_total_limit=2,
         load_best_model_at_end=has_val, metric_for_best_model="eval_loss", greater_is_better=False,
         report_to=[], seed=seed, use_cpu=device == "cpu",
         bf16=spec.method == "qlora" or (device != "cpu" and str(model.dtype) == "torch.bfloat16"),   # qlora: bf16 compute
-        dataloader_num_workers=0, save_only_model=True)
+        dataloader_num_workers=0, save_only_model=True, include_num_input_tokens_seen="non_padding",
+        ddp_find_unused_parameters=False)          # every trainable weight gets a gradient (LoRA or full)
     dense, peft_cfg = model, None
     if spec.method == "qlora":          # a 4-bit copy is trained; `dense` waits on the CPU (QLoRA's memory) and gets the adapter
         home = next(dense.parameters()).device
-        model = qlora_base(dense, work / "qlora_base"); dense.to("cpu")
+        model = qlora_base(dense, work / f"qlora_base{w['rank']}"); dense.to("cpu")
     if spec.method in ("lora", "qlora"):
         from peft import LoraConfig
         peft_cfg = LoraConfig(r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
@@ -56,6 +65,8 @@ def sft_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec: Tr
     cbs = [EarlyStoppingCallback(early_stopping_patience=spec.patience, early_stopping_threshold=spec.min_delta)] if has_val else []
     trainer = SFTTrainer(model=model, args=args, train_dataset=_dataset(train_rows), eval_dataset=_dataset(val_rows) if has_val else None,
                          processing_class=tok, peft_config=peft_cfg, callbacks=cbs)
+    if trainer.args.world_size != w["size"]:      # the batch split above assumed the process group the Trainer must see
+        raise RuntimeError(f"the Trainer sees {trainer.args.world_size} processes, the job {w['size']}: no process group was made")
     t0 = time.monotonic()
     out = trainer.train()
     hist = [{k: h[k] for k in ("step", "loss", "eval_loss") if k in h} for h in trainer.state.log_history if "loss" in h or "eval_loss" in h]
@@ -64,12 +75,14 @@ def sft_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec: Tr
             "stopped_early": has_val and out.global_step < spec.max_steps, "train_rows": len(train_rows), "val_rows": len(val_rows),
             "best_step": min(evals, key=lambda h: h["eval_loss"])["step"] if evals else out.global_step,
             "best_eval_loss": min((h["eval_loss"] for h in evals), default=None),
-            "first_eval_loss": evals[0]["eval_loss"] if evals else None, "method": spec.method}
+            "first_eval_loss": evals[0]["eval_loss"] if evals else None, "method": spec.method,
+            "processes": trainer.args.world_size, "global_batch": bs * accum * w["size"], "tokens": trainer.state.num_input_tokens_seen}
+    if save_to is not None: trainer.save_model(str(save_to))   # every process: FSDP gathers the full state; process 0 writes
     model = trainer.model
     if spec.method == "qlora":
         model = adapter_onto(dense.to(home), model, peft_cfg); info["trained_on"] = "nf4"
     del trainer
-    shutil.rmtree(work, ignore_errors=True)          # checkpoints were scratch: the caller saves what it keeps
+    if not launched(): shutil.rmtree(work, ignore_errors=True)   # scratch (a job's other processes may still read it: launch_train cleans)
     return model, info
 
 # %% ../nbs/14_finetune.ipynb #366f80f2

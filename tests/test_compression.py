@@ -168,6 +168,7 @@ def test_a_domain_modifier_end_to_end(smoke_run, runs_dir):
     m = manifest(run); s = m["steps"]["reasoning"]
     assert s["status"] == "done", p.stderr[-4000:]
     assert all(m["steps"][k]["status"] == "done" for k in STEPS) and "| reasoning | 0" in p.stdout and "Largest modifier:" in p.stdout
+    assert s["metrics"]["train_processes"] == 2     # smoke-modifier.yaml: the LoRA trained through `accelerate launch` on 2 CPU processes
     # 6A-6C on the same run (smoke-modifier.yaml's settings): the router, the escalation detector and signals, the thresholds
     p = modforge("run", MODIFIER, "--run-id", "m", "--steps", "6A,6B,6C", "--no-progress", runs_dir=runs_dir, check=0)
     m = manifest(run)
