@@ -36,7 +36,9 @@ def sft_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec: Tr
     if not train_rows: raise ValueError("no training rows")
     if spec.method == "qlora": check_qlora_device(device)
     if spec.processes > 1 and not launched():   # N processes: the same function, in each process of a job
-        if spec.strategy == "fsdp" and device == "cpu": raise ValueError("train.strategy=fsdp needs runtime.device=cuda; use ddp on CPU")
+        from modforge_nb.models import resolve_device
+        if spec.strategy == "fsdp" and not str(resolve_device(device)).startswith("cuda"):
+            raise ValueError(f"train.strategy=fsdp needs runtime.device=cuda (it is {device!r}); use strategy: ddp on CPU")
         return launch_train(model, tok, train_rows, val_rows, spec, work_dir, seed, device)
     work, w = Path(work_dir), world()
     if w["rank"] == 0 and not launched(): shutil.rmtree(work, ignore_errors=True)
@@ -52,12 +54,14 @@ def sft_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec: Tr
         load_best_model_at_end=has_val, metric_for_best_model="eval_loss", greater_is_better=False,
         report_to=[], seed=seed, use_cpu=device == "cpu",
         bf16=spec.method == "qlora" or (device != "cpu" and str(model.dtype) == "torch.bfloat16"),   # qlora: bf16 compute
-        dataloader_num_workers=0, save_only_model=True, include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
+        save_only_model=not (launched() and spec.strategy == "fsdp"),   # FSDP reloads the best checkpoint only from a whole one
         ddp_find_unused_parameters=False)          # every trainable weight gets a gradient (LoRA or full)
     dense, peft_cfg = model, None
     if spec.method == "qlora":          # a 4-bit copy is trained; `dense` waits on the CPU (QLoRA's memory) and gets the adapter
         home = next(dense.parameters()).device
-        model = qlora_base(dense, work / f"qlora_base{w['rank']}"); dense.to("cpu")
+        model = qlora_base(dense, work / f"qlora_base{w['rank']}", device=f"cuda:{w['local_rank']}" if launched() else None)
+        dense.to("cpu")
     if spec.method in ("lora", "qlora"):
         from peft import LoraConfig
         peft_cfg = LoraConfig(r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
@@ -80,7 +84,8 @@ def sft_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec: Tr
     if save_to is not None: trainer.save_model(str(save_to))   # every process: FSDP gathers the full state; process 0 writes
     model = trainer.model
     if spec.method == "qlora":
-        model = adapter_onto(dense.to(home), model, peft_cfg); info["trained_on"] = "nf4"
+        info["trained_on"] = "nf4"
+        if not launched(): model = adapter_onto(dense.to(home), model, peft_cfg)   # a job saved the adapter already (save_to)
     del trainer
     if not launched(): shutil.rmtree(work, ignore_errors=True)   # scratch (a job's other processes may still read it: launch_train cleans)
     return model, info
@@ -131,7 +136,7 @@ def dense_bf16_copy(model, out: str | Path) -> Path:
     plain.save_pretrained(out)
     return out
 
-def qlora_base(model, out: str | Path, double_quant: bool = True):
+def qlora_base(model, out: str | Path, double_quant: bool = True, device: str | None = None):
     "A 4-bit NF4 copy of `model` on the same device (bitsandbytes through `BitsAndBytesConfig`), prepared for k-bit training."
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -139,7 +144,7 @@ def qlora_base(model, out: str | Path, double_quant: bool = True):
     src = dense_bf16_copy(model, out)
     bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
                              bnb_4bit_use_double_quant=double_quant)
-    dev = next(model.parameters()).device
+    dev = torch.device(device) if device else next(model.parameters()).device   # a job's process: its own GPU
     q = AutoModelForCausalLM.from_pretrained(str(src), quantization_config=bnb, dtype=torch.bfloat16,
                                              device_map={"": dev.index or 0} if dev.type == "cuda" else {"": str(dev)})
     return prepare_model_for_kbit_training(q, use_gradient_checkpointing=True)

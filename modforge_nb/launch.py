@@ -33,13 +33,12 @@ def world() -> dict:
 
 # %% ../nbs/14b_launch.ipynb #bcd1a885
 def split_batch(batch_size: int, grad_accum: int, processes: int) -> tuple[int, int]:
-    "(per-process batch size, accumulation steps) so that their product × `processes` = `batch_size × grad_accum`."
+    "(per-process batch size <= `batch_size`, accumulation steps) whose product × `processes` = `batch_size × grad_accum`."
     if processes < 1: raise ValueError(f"train.processes is {processes}; it must be at least 1")
-    if grad_accum % processes == 0: return batch_size, grad_accum // processes
-    if batch_size % processes == 0: return batch_size // processes, grad_accum
-    if (batch_size * grad_accum) % processes == 0:
-        return batch_size * grad_accum // processes, 1
-    raise ValueError(f"the global batch batch_size × grad_accum = {batch_size} × {grad_accum} = {batch_size * grad_accum} "
+    total = batch_size * grad_accum
+    for micro in range(batch_size, 0, -1):
+        if total % (micro * processes) == 0: return micro, total // (micro * processes)
+    raise ValueError(f"the global batch batch_size × grad_accum = {batch_size} × {grad_accum} = {total} "
                      f"does not split over train.processes={processes}: make it a multiple of {processes}")
 
 # %% ../nbs/14b_launch.ipynb #99470fff
@@ -61,19 +60,28 @@ def _read_rows(path: str | Path) -> list[dict]:
 
 def _stream(cmd: list[str], env: dict, log: Path) -> int:
     "Run `cmd`, echo its output here (a notebook cell shows it) and keep it in `log`; its return code."
-    with open(log, "wb") as f, subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as p:
-        for chunk in iter(lambda: p.stdout.read1(4096), b""):
-            f.write(chunk); sys.stdout.write(chunk.decode(errors="replace")); sys.stdout.flush()
-        return p.wait()
+    with open(log, "wb") as f:    # its own process group: an interrupted step takes the launcher and every rank down with it
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            for chunk in iter(lambda: p.stdout.read1(4096), b""):
+                f.write(chunk); sys.stdout.write(chunk.decode(errors="replace")); sys.stdout.flush()
+            return p.wait()
+        finally:
+            if p.poll() is None:
+                import signal
+                os.killpg(p.pid, signal.SIGTERM); p.wait()
 
 def launch_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec, work_dir: str | Path,
                  seed: int = 0, device: str = "cpu") -> tuple[object, dict]:
     "`finetune.sft_train` on `spec.processes` processes through `accelerate launch`: (trained model, info)."
     if hasattr(model, "peft_config"): raise ValueError("launch_train takes a plain model (merge the adapter first), not a peft model")
     if not train_rows: raise ValueError("no training rows")
+    split_batch(spec.batch_size, spec.grad_accum, spec.processes)    # a recipe that cannot split fails here, before N loads
     work = Path(work_dir); shutil.rmtree(work, ignore_errors=True); (work / "job").mkdir(parents=True)
     job, out = work / "job", work / "out"
     model.save_pretrained(job / "model"); tok.save_pretrained(job / "model")
+    home = next(model.parameters()).device
+    model.to("cpu")        # the job's processes need the GPUs: the caller's copy waits in host memory
     _write_rows(job / "train.jsonl", train_rows); _write_rows(job / "val.jsonl", val_rows)
     (job / "job.json").write_text(json.dumps({
         "model": str(job / "model"), "dtype": str(model.dtype).removeprefix("torch."), "train": str(job / "train.jsonl"),
@@ -82,21 +90,24 @@ def launch_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec,
     env = {**os.environ, JOB_ENV: "1", "PYTHONPATH": os.pathsep.join(p for p in (str(project_root()), os.environ.get("PYTHONPATH")) if p)}
     print(f"launch: {spec.processes} processes ({spec.strategy}), job {job / 'job.json'}", flush=True)
     t0 = time.monotonic()
-    rc = _stream(launch_command(job / "job.json", spec.processes, spec.strategy), env, work / "launch.log")
-    if rc != 0 or not (out / "info.json").exists():
-        tail = (work / "launch.log").read_text(errors="replace")[-3000:]
-        shutil.rmtree(out, ignore_errors=True)
-        raise RuntimeError(f"the training job on {spec.processes} processes failed (exit {rc}); its log: {work / 'launch.log'}\n{tail}")
-    info = json.loads((out / "info.json").read_text()); info["launch_seconds"] = time.monotonic() - t0
-    model = load_trained(model, out, spec.method)
-    shutil.rmtree(job, ignore_errors=True); shutil.rmtree(work / "train", ignore_errors=True)  # scratch; launch.log stays
-    return model, info
+    try: rc = _stream(launch_command(job / "job.json", spec.processes, spec.strategy), env, work / "launch.log")
+    finally: model.to(home)
+    try:
+        if rc != 0 or not (out / "info.json").exists():
+            tail = (work / "launch.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the training job on {spec.processes} processes failed (exit {rc}); its log: {work / 'launch.log'}\n{tail}")
+        info = json.loads((out / "info.json").read_text()); info["launch_seconds"] = time.monotonic() - t0
+        return load_trained(model, out, spec.method), info
+    finally:       # scratch, whatever happened (the model copy, checkpoints, what the job saved); launch.log stays
+        for d in (job, out, work / "train"): shutil.rmtree(d, ignore_errors=True)
 
 def load_trained(model, out: Path, method: str):
     "The caller's `model` with what the job trained: its LoRA adapter attached (a peft model), or its full weights loaded."
     if method in ("lora", "qlora"):
         from peft import PeftModel
-        return PeftModel.from_pretrained(model, str(out / "adapter")).eval()
+        pm = PeftModel.from_pretrained(model, str(out / "adapter"), is_trainable=True)   # as sft_train's own: trainable
+        pm.peft_config["default"].base_model_name_or_path = getattr(model, "name_or_path", None)   # not the deleted job copy
+        return pm.eval()
     from transformers import AutoModelForCausalLM
     trained = AutoModelForCausalLM.from_pretrained(str(out / "model"), dtype=model.dtype)
     res = model.load_state_dict(trained.state_dict(), strict=False)
@@ -116,11 +127,14 @@ def run_job(job_file: str | Path) -> None:
     spec = TrainSpec(**job["spec"])
     dev = job["device"]
     if dev != "cpu" and torch.cuda.is_available(): torch.cuda.set_device(w["local_rank"]); dev = f"cuda:{w['local_rank']}"
-    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=getattr(torch, job["dtype"])).to(dev)
+    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=getattr(torch, job["dtype"]))
+    if spec.method != "qlora": model.to(dev)    # QLoRA: the dense copy stays in host memory, its NF4 copy goes to the GPU
     tok = AutoTokenizer.from_pretrained(job["model"])
-    out = Path(job["out"])
-    _, info = sft_train(model, tok, _read_rows(job["train"]), _read_rows(job["val"]), spec, job["work"], job["seed"], job["device"],
-                        save_to=out / ("adapter" if spec.method in ("lora", "qlora") else "model"))
+    out = Path(job["out"]); saved = out / ("adapter" if spec.method in ("lora", "qlora") else "model")
+    _, info = sft_train(model, tok, _read_rows(job["train"]), _read_rows(job["val"]), spec, job["work"], job["seed"], job["device"], save_to=saved)
+    if w["rank"] == 0: print(f"job: saved {saved} ({sum(f.stat().st_size for f in saved.rglob('*') if f.is_file()) / 1e6:.1f} MB)", flush=True)
+    if os.environ.get("MODFORGE_LAUNCH_FAIL_AFTER_SAVE"):   # tests: a job that dies after saving, before its promise
+        raise RuntimeError("MODFORGE_LAUNCH_FAIL_AFTER_SAVE is set")
     if w["rank"] == 0: atomic_write_text(out / "info.json", json.dumps(info, indent=1))
 
 # %% ../nbs/14b_launch.ipynb #be399c77
