@@ -258,7 +258,7 @@ class TrainSpec(Strict):
     min_delta: float = Field(0.0, ge=0)         # an evaluation must lower the loss by more than this to count
     val_share: Share = 0.1                      # share of the examples held out for the validation loss
     processes: Count = 1                        # > 1: `accelerate launch` on this many processes (GPUs; gloo on CPU), global batch kept
-    strategy: Literal["ddp", "fsdp"] = "ddp"    # with processes > 1: configs/accelerate/<strategy>.yaml (fsdp: GPU only)
+    strategy: Literal["ddp", "fsdp"] = "ddp"    # with processes > 1: configs/accelerate/<strategy>.yaml (fsdp: refused for now, bench/RESULTS.md §8)
 
 # %% ../nbs/00_config.ipynb #7a52108e
 class SFTSection(Strict):

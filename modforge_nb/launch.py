@@ -9,8 +9,8 @@ from pathlib import Path
 from .runs import project_root
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'JOB_ENV', 'accelerate_config', 'launched', 'world', 'split_batch', 'free_port', 'launch_command',
-           'launch_train', 'load_trained', 'run_job']
+__all__ = ['STRATEGIES', 'JOB_ENV', 'accelerate_config', 'launched', 'world', 'split_batch', 'free_port', 'cpu_threads',
+           'launch_command', 'launch_train', 'load_trained', 'run_job']
 
 # %% ../nbs/14b_launch.ipynb #c55e3958
 STRATEGIES = ("ddp", "fsdp")
@@ -45,11 +45,15 @@ def split_batch(batch_size: int, grad_accum: int, processes: int) -> tuple[int, 
 def free_port() -> int:
     with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
 
+def cpu_threads(processes: int) -> int:
+    "Torch threads a process gets: the cores split over the processes (one process keeps them all, as training in the kernel does)."
+    return max(1, (os.cpu_count() or 1) // processes)
+
 def launch_command(job: str | Path, processes: int, strategy: str = "ddp", port: int | None = None) -> list[str]:
     "The `accelerate launch` command line that runs the job file `job` on `processes` processes."
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config(strategy)),
             "--num_processes", str(processes), "--num_machines", "1", "--main_process_port", str(port or free_port()),
-            "--num_cpu_threads_per_process", "1", "-m", "modforge_nb.launch", str(job)]
+            "--num_cpu_threads_per_process", str(cpu_threads(processes)), "-m", "modforge_nb.launch", str(job)]
 
 # %% ../nbs/14b_launch.ipynb #dfa99cf2
 def _write_rows(path: Path, rows: list[dict]) -> None:
