@@ -36,11 +36,6 @@ def sft_train(model, tok, train_rows: list[dict], val_rows: list[dict], spec: Tr
     if not train_rows: raise ValueError("no training rows")
     if spec.method == "qlora": check_qlora_device(device)
     if spec.processes > 1 and not launched():   # N processes: the same function, in each process of a job
-        if spec.strategy == "fsdp":   # measured, not assumed: bench/multi_gpu.py --strategy fsdp reproduces it; lift this when it passes
-            raise ValueError("train.strategy=fsdp is refused: trl's SFTTrainer computes the loss through a fused LM head that never runs "
-                             "lm_head's forward, and under FSDP2 training then fails at the first step after an evaluation ('mixed "
-                             "torch.Tensor and DTensor'; trl 1.16, accelerate 1.15, torch 2.11 on an H200, tied and untied heads: "
-                             "bench/RESULTS.md section 8). Use train.strategy: ddp")
         return launch_train(model, tok, train_rows, val_rows, spec, work_dir, seed, device)
     work, w = Path(work_dir), world()
     if w["rank"] == 0 and not launched(): shutil.rmtree(work, ignore_errors=True)

@@ -48,9 +48,10 @@ def test_a_failing_job_raises_with_its_log_and_leaves_no_output(tmp_path, monkey
     assert sorted(p.name for p in (tmp_path / "late").iterdir()) == ["launch.log"]
 
 def test_recipes_that_cannot_launch_are_refused_by_name(tmp_path):
-    from modforge_nb.config import TrainSpec
-    from modforge_nb.finetune import sft_train
-    with pytest.raises(ValueError, match="strategy=fsdp is refused"):
-        sft_train(None, None, ROWS, [], TrainSpec(processes=2, strategy="fsdp"), tmp_path / "f")
+    from modforge_nb.config import TrainSpec, load_config
+    with pytest.raises(Exception, match="strategy = fsdp is refused"):     # when the config is read, before any step runs
+        TrainSpec(processes=2, strategy="fsdp")
+    with pytest.raises(Exception, match="strategy = fsdp is refused"):
+        load_config(ROOT / "configs/smoke-modifier.yaml", overrides=["modifier.train.strategy=fsdp"])
     with pytest.raises(Exception, match="processes"):
         TrainSpec(processes=0)
