@@ -10,7 +10,7 @@ from .config import TrainSpec
 
 # %% auto #0
 __all__ = ['QLORA_ON_CPU', 'split_rows', 'sft_train', 'save_trained', 'plot_history', 'check_qlora_device', 'dense_bf16_copy',
-           'qlora_base', 'adapter_onto', 'generate_answers', 'checked_accuracy']
+           'qlora_base', 'adapter_onto', 'generate_answers', 'checked_accuracy', 'run_job']
 
 # %% ../nbs/14_finetune.ipynb #a0744a47
 def split_rows(rows: list[dict], val_share: float, seed: int = 0, min_val: int = 2) -> tuple[list[dict], list[dict]]:
@@ -184,3 +184,31 @@ def checked_accuracy(model, tok, rows: list[dict], max_new_tokens: int = 96, bat
     acc = {d: sum(x["correct"] for x in res if x["domain"] == d) / sum(x["domain"] == d for x in res) for d in sorted({x["domain"] for x in res})}
     acc["all"] = sum(x["correct"] for x in res) / max(1, len(res))
     return acc, res
+
+# %% ../nbs/14_finetune.ipynb #84256b7c
+def run_job(job_file: str | Path) -> None:
+    "Train one process of the job `job_file` (written by `launch_train`)."
+    import os, torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from modforge_nb.config import TrainSpec
+    from modforge_nb.fsutil import atomic_write_text
+    from modforge_nb.launch import _read_rows, world
+    job, w = json.loads(Path(job_file).read_text()), world()
+    spec = TrainSpec(**job["spec"])
+    dev = job["device"]
+    if dev != "cpu" and torch.cuda.is_available(): torch.cuda.set_device(w["local_rank"]); dev = f"cuda:{w['local_rank']}"
+    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=getattr(torch, job["dtype"]))
+    if spec.method != "qlora": model.to(dev)    # QLoRA: the dense copy stays in host memory, its NF4 copy goes to the GPU
+    tok = AutoTokenizer.from_pretrained(job["model"])
+    out = Path(job["out"]); saved = out / ("adapter" if spec.method in ("lora", "qlora") else "model")
+    _, info = sft_train(model, tok, _read_rows(job["train"]), _read_rows(job["val"]), spec, job["work"], job["seed"], job["device"], save_to=saved)
+    if w["rank"] == 0: print(f"job: saved {saved} ({sum(f.stat().st_size for f in saved.rglob('*') if f.is_file()) / 1e6:.1f} MB)", flush=True)
+    if os.environ.get("MODFORGE_LAUNCH_FAIL_AFTER_SAVE"):   # tests: a job that dies after saving, before its promise
+        raise RuntimeError("MODFORGE_LAUNCH_FAIL_AFTER_SAVE is set")
+    if w["rank"] == 0: atomic_write_text(out / "info.json", json.dumps(info, indent=1))
+
+# %% ../nbs/14_finetune.ipynb #be399c77
+#| eval: false
+if __name__ == "__main__":    # `accelerate launch ... -m modforge_nb.finetune JOB`
+    import sys
+    run_job(sys.argv[1])

@@ -10,7 +10,7 @@ from .runs import project_root
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'JOB_ENV', 'accelerate_config', 'launched', 'world', 'split_batch', 'free_port', 'cpu_threads',
-           'launch_command', 'launch_train', 'load_trained', 'run_job']
+           'launch_command', 'launch_train', 'load_trained']
 
 # %% ../nbs/14b_launch.ipynb #c55e3958
 STRATEGIES = ("ddp", "fsdp")
@@ -53,7 +53,7 @@ def launch_command(job: str | Path, processes: int, strategy: str = "ddp", port:
     "The `accelerate launch` command line that runs the job file `job` on `processes` processes."
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config(strategy)),
             "--num_processes", str(processes), "--num_machines", "1", "--main_process_port", str(port or free_port()),
-            "--num_cpu_threads_per_process", str(cpu_threads(processes)), "-m", "modforge_nb.launch", str(job)]
+            "--num_cpu_threads_per_process", str(cpu_threads(processes)), "-m", "modforge_nb.finetune", str(job)]
 
 # %% ../nbs/14b_launch.ipynb #dfa99cf2
 def _write_rows(path: Path, rows: list[dict]) -> None:
@@ -118,30 +118,3 @@ def load_trained(model, out: Path, method: str):
     if res.missing_keys and not all("lm_head" in k for k in res.missing_keys):   # a tied head is not saved twice
         raise RuntimeError(f"the trained checkpoint lacks {res.missing_keys[:5]}")
     return model.eval()
-
-# %% ../nbs/14b_launch.ipynb #84256b7c
-def run_job(job_file: str | Path) -> None:
-    "Train one process of the job `job_file` (written by `launch_train`)."
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from modforge_nb.config import TrainSpec
-    from modforge_nb.finetune import sft_train
-    from modforge_nb.fsutil import atomic_write_text
-    job, w = json.loads(Path(job_file).read_text()), world()
-    spec = TrainSpec(**job["spec"])
-    dev = job["device"]
-    if dev != "cpu" and torch.cuda.is_available(): torch.cuda.set_device(w["local_rank"]); dev = f"cuda:{w['local_rank']}"
-    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=getattr(torch, job["dtype"]))
-    if spec.method != "qlora": model.to(dev)    # QLoRA: the dense copy stays in host memory, its NF4 copy goes to the GPU
-    tok = AutoTokenizer.from_pretrained(job["model"])
-    out = Path(job["out"]); saved = out / ("adapter" if spec.method in ("lora", "qlora") else "model")
-    _, info = sft_train(model, tok, _read_rows(job["train"]), _read_rows(job["val"]), spec, job["work"], job["seed"], job["device"], save_to=saved)
-    if w["rank"] == 0: print(f"job: saved {saved} ({sum(f.stat().st_size for f in saved.rglob('*') if f.is_file()) / 1e6:.1f} MB)", flush=True)
-    if os.environ.get("MODFORGE_LAUNCH_FAIL_AFTER_SAVE"):   # tests: a job that dies after saving, before its promise
-        raise RuntimeError("MODFORGE_LAUNCH_FAIL_AFTER_SAVE is set")
-    if w["rank"] == 0: atomic_write_text(out / "info.json", json.dumps(info, indent=1))
-
-# %% ../nbs/14b_launch.ipynb #be399c77
-#| eval: false
-if __name__ == "__main__":    # `accelerate launch ... -m modforge_nb.launch JOB`
-    run_job(sys.argv[1])

@@ -191,6 +191,13 @@ def test_a_domain_modifier_end_to_end(smoke_run, runs_dir):
     g = manifest(run)["steps"]["8"]
     assert g["status"] == "done" and g["metrics"]["passed"] and (runs_dir / "deployed").resolve() == run.resolve(), p.stderr[-3000:]
     assert 0 <= g["metrics"]["reasoning_system"] <= 1 and "## Quality gates (step 8)" in (run / "report" / "report.md").read_text()
+    # a later run whose gates fail leaves the last good one deployed (and says so in its alert)
+    run2 = _copy(run, runs_dir, "m2"); (run2 / "8" / "alert.json").unlink(missing_ok=True)
+    p = modforge("run", MODIFIER, "--run-id", "m2", "--steps", "8", "--set", "system_gates.max_size_share=0.01", "--no-progress",
+                 runs_dir=runs_dir, check=1)
+    assert (runs_dir / "deployed").resolve() == run.resolve(), p.stderr[-3000:]
+    a = json.loads((run2 / "8" / "alert.json").read_text())
+    assert a["passed"] is False and a["deployed"] == "m" and "runs/deployed stays m" in p.stderr, (a, p.stderr[-3000:])
     assert (run / "report" / "report.html").exists() and "## Costs: actual against configured estimate" in (run / "report" / "report.md").read_text()
     # modforge route: one query, then JSON lines in order (a bad line answers with an error and the rest go on)
     r = json.loads(modforge("route", "m", "Write a Python function `add` that returns the sum of a and b.", runs_dir=runs_dir, check=0).stdout)
